@@ -1,0 +1,1 @@
+"""Evaluation: run question sets through the Python API and report metrics."""

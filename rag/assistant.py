@@ -1,0 +1,217 @@
+"""The public Python API: :class:`Assistant`.
+
+    from rag import Assistant
+    with Assistant() as kabar:                 # settings from the environment
+        kabar.ingest(["examples/articles"])
+        answer = kabar.ask("who leads hybrid cloud?")
+        print(answer.text, [c.title for c in answer.citations])
+
+The chat page, the CLI and the evaluation runner all go through this class. Components
+(store, embedder, LLM) are created on first use, or passed in. Without a configured LLM
+server the local llama.cpp server is started on the first question and stopped by
+:meth:`close` (or at exit).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
+
+from rag.citations import is_refusal, resolve_citations
+from rag.embeddings import Embedder, make_embedder
+from rag.errors import EmptyCollectionError
+from rag.lang import detect_lang
+from rag.llm import Message, OpenAIChat
+from rag.prompt import build_messages, select_sources
+from rag.settings import Settings
+from rag.store import ChromaStore, DocumentInfo
+from rag.types import Answer, Hit, Timings, Usage
+
+if TYPE_CHECKING:
+    from ingest.pipeline import IngestReport, ProgressFn
+    from rag.local_llm import LocalLlamaServer
+
+#: What :meth:`Assistant.stream` yields: text pieces, then the final Answer.
+StreamEvent = Union[str, Answer]
+
+
+@dataclass
+class Prepared:
+    """A question made ready for the LLM (see :meth:`Assistant.prepare`)."""
+
+    question: str
+    lang: str
+    hits: list[Hit]
+    sources: list[Hit]
+    messages: list[Message]
+    retrieval_s: float
+
+
+class Assistant:
+    """Question answering over the ingested articles."""
+
+    def __init__(self, settings: Settings | None = None, *, store: ChromaStore | None = None,
+                 embedder: Embedder | None = None, llm: OpenAIChat | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self._embedder = embedder
+        self._store = store
+        self._llm = llm
+        self._server: LocalLlamaServer | None = None
+
+    # -- components ------------------------------------------------------------------
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = make_embedder(self.settings)
+        return self._embedder
+
+    @property
+    def store(self) -> ChromaStore:
+        if self._store is None:
+            self._store = ChromaStore.from_settings(self.settings, self.embedder.model_id)
+        return self._store
+
+    @property
+    def llm(self) -> OpenAIChat:
+        """The chat model; starts the local server on first use when none is configured."""
+        if self._llm is None:
+            s = self.settings
+            if s.local_llm:
+                from rag.local_llm import MODEL_NAME, LocalLlamaServer, ensure_model
+
+                model_path = ensure_model(s.data_dir / "models")
+                (s.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+                self._server = LocalLlamaServer(model_path, threads=s.llm_threads,
+                                                context_tokens=s.llm_context_tokens,
+                                                log_path=s.data_dir / "logs" / "llama-server.log").start()
+                self._llm = OpenAIChat(MODEL_NAME, self._server.base_url, timeout_s=s.llm_timeout_s)
+            else:
+                self._llm = OpenAIChat(s.llm_model, s.llm_base_url, s.llm_api_key, timeout_s=s.llm_timeout_s)
+        return self._llm
+
+    def describe_llm(self) -> str:
+        """Which LLM answers, without starting anything."""
+        s = self.settings
+        if s.local_llm:
+            return "local: qwen2.5-coder-1.5b-instruct (llama.cpp server on 127.0.0.1)"
+        return f"{s.llm_model or '(first model the server lists)'} at {s.llm_base_url or 'the OpenAI API'}"
+
+    # -- documents -------------------------------------------------------------------
+
+    def ingest(self, paths: Iterable[Union[str, Path]], progress: "ProgressFn | bool" = False) -> "IngestReport":
+        """Ingest files and folders (see :func:`ingest.ingest`)."""
+        from ingest.pipeline import ingest
+
+        return ingest(paths, self.settings, store=self.store, embedder=self.embedder, progress=progress)
+
+    def documents(self) -> list[DocumentInfo]:
+        return self.store.documents()
+
+    def delete_document(self, doc_id: str) -> int:
+        """Remove a document; returns the number of chunks removed."""
+        return self.store.delete_document(doc_id)
+
+    def info(self) -> dict[str, Any]:
+        """What is stored and what is in use."""
+        docs = self.store.documents()
+        s = self.settings
+        return {
+            "documents": len(docs),
+            "chunks": self.store.count(),
+            "collection": s.collection,
+            "embedding_model": self.embedder.model_id,
+            "llm": self.describe_llm(),
+            "store": f"chroma server {s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.data_dir / "chroma"),
+            "data_dir": str(s.data_dir),
+        }
+
+    # -- questions -------------------------------------------------------------------
+
+    def retrieve(self, query: str, k: int | None = None, where: dict[str, Any] | None = None) -> list[Hit]:
+        """The ``k`` chunks most similar to ``query``, best first."""
+        vector = self.embedder.embed_query(query)
+        return self.store.query(vector, k or self.settings.top_k, where)
+
+    def prepare(self, question: str, history: Sequence[Message] | None = None,
+                top_k: int | None = None) -> Prepared:
+        """Everything before the LLM: retrieval, the sources that fit the budget, the messages.
+
+        Evaluation in retrieval-only mode calls this to see exactly the context a full
+        answer would get.
+        """
+        question = question.strip()
+        if not question:
+            raise ValueError("question must not be empty")
+        started = time.perf_counter()
+        hits = self.retrieve(question, top_k)
+        retrieval_s = time.perf_counter() - started
+        if not hits and self.store.count() == 0:
+            raise EmptyCollectionError(
+                f"collection {self.settings.collection!r} is empty: ingest articles first, "
+                "e.g. `kabar ingest examples/articles`"
+            )
+        sources = select_sources(hits, self.settings.context_tokens)
+        lang = detect_lang(question)
+        messages = build_messages(question, sources, lang, history)
+        return Prepared(question, lang, hits, sources, messages, retrieval_s)
+
+    def stream(self, question: str, history: Sequence[Message] | None = None,
+               top_k: int | None = None, temperature: float | None = None) -> Iterator[StreamEvent]:
+        """Yield the answer text as it is generated, then the final :class:`Answer`."""
+        started = time.perf_counter()
+        prep = self.prepare(question, history, top_k)
+        question, hits, sources, messages, retrieval_s = (prep.question, prep.hits, prep.sources, prep.messages,
+                                                          prep.retrieval_s)
+        temp = self.settings.temperature if temperature is None else temperature
+        llm = self.llm
+        parts: list[str] = []
+        usage = Usage()
+        first_token_s = 0.0
+        for item in llm.stream(messages, temp, self.settings.max_answer_tokens):
+            if isinstance(item, Usage):
+                usage = item
+                continue
+            if not first_token_s:
+                first_token_s = time.perf_counter() - started
+            parts.append(item)
+            yield item
+        text = "".join(parts).strip()
+        citations, _invalid = resolve_citations(text, sources)
+        yield Answer(
+            question=question,
+            text=text,
+            citations=citations,
+            hits=hits,
+            sources=sources,
+            usage=usage,
+            timings=Timings(retrieval_s, first_token_s, time.perf_counter() - started),
+            refused=is_refusal(text),
+            model=llm.model,
+        )
+
+    def ask(self, question: str, history: Sequence[Message] | None = None, **options: Any) -> Answer:
+        """Answer ``question`` (with the conversation so far in ``history``)."""
+        answer: Answer | None = None
+        for item in self.stream(question, history, **options):
+            if isinstance(item, Answer):
+                answer = item
+        assert answer is not None
+        return answer
+
+    # -- lifetime --------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the local LLM server if this assistant started one."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+            self._llm = None
+
+    def __enter__(self) -> "Assistant":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

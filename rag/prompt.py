@@ -1,0 +1,84 @@
+"""Prompt assembly: numbered sources fitted to a token budget, rendered from files.
+
+Templates live in ``rag/prompts/*.txt`` and use ``${name}`` placeholders; a missing
+variable is an error, never an empty string. Sources are wrapped in ``<source>`` tags,
+and the system prompt tells the model that their content is data, not instructions.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from string import Template
+from typing import Sequence
+
+from rag.errors import ConfigError
+from rag.llm import Message
+from rag.tokens import count_tokens
+from rag.types import Hit
+
+PROMPTS = Path(__file__).parent / "prompts"
+
+LANGUAGES = {"id": "Indonesian", "en": "English"}
+REFUSALS = {
+    "en": "I don't know: the articles do not say.",
+    "id": "Saya tidak tahu: artikel-artikel ini tidak menyebutkannya.",
+}
+# How many earlier turns (user + assistant messages) the answer prompt sees.
+HISTORY_MESSAGES = 6
+
+
+@lru_cache(maxsize=None)
+def _template(name: str) -> Template:
+    return Template((PROMPTS / f"{name}.txt").read_text(encoding="utf-8"))
+
+
+def render(name: str, **values: object) -> str:
+    """Render ``rag/prompts/<name>.txt``; every placeholder must be given."""
+    try:
+        return _template(name).substitute(values)
+    except KeyError as e:
+        raise ConfigError(f"prompt {name!r} needs a value for {e.args[0]!r}") from None
+
+
+def _neutralise(text: str) -> str:
+    # An article must not be able to close its own <source> tag and speak outside it.
+    return text.replace("</source", "</ source").replace("<source", "< source")
+
+
+def format_source(n: int, hit: Hit) -> str:
+    c = hit.chunk
+    date = f"\nDate: {c.published}" if c.published else ""
+    return render("source", n=n, title=_neutralise(c.title), date=date, text=_neutralise(c.text)).strip()
+
+
+def select_sources(hits: Sequence[Hit], budget_tokens: int) -> list[Hit]:
+    """Hits in rank order while their rendered blocks fit ``budget_tokens``; duplicates dropped."""
+    chosen: list[Hit] = []
+    seen: set[str] = set()
+    used = 0
+    for hit in hits:
+        if hit.chunk.id in seen:
+            continue
+        cost = count_tokens(format_source(len(chosen) + 1, hit)) + 2
+        if used + cost > budget_tokens:
+            continue
+        chosen.append(hit)
+        seen.add(hit.chunk.id)
+        used += cost
+    return chosen
+
+
+def build_messages(question: str, sources: Sequence[Hit], lang: str,
+                   history: Sequence[Message] | None = None) -> list[Message]:
+    """System prompt, recent conversation, then the sources and the question."""
+    language = LANGUAGES.get(lang, "English")
+    refusal = REFUSALS.get(lang, REFUSALS["en"])
+    blocks = "\n\n".join(format_source(i, hit) for i, hit in enumerate(sources, start=1))
+    messages: list[Message] = [{"role": "system", "content": render("system", language=language, refusal=refusal)}]
+    for turn in list(history or [])[-HISTORY_MESSAGES:]:
+        if turn.get("role") in ("user", "assistant") and turn.get("content"):
+            messages.append({"role": turn["role"], "content": str(turn["content"])})
+    messages.append({"role": "user", "content": render("question", sources=blocks or "(no sources)",
+                                                       question=question, language=language, refusal=refusal)})
+    return messages

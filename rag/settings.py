@@ -1,0 +1,143 @@
+"""The one configuration surface: :class:`Settings`, read from environment variables.
+
+Nothing reads ``os.environ`` at import time: call :meth:`Settings.from_env` once and pass
+the object down. Keys are kept out of ``repr`` and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from rag.errors import ConfigError
+
+LOCAL_EMBED_MODEL = "multilingual-e5-small"
+
+
+def default_data_dir(environ: Mapping[str, str]) -> Path:
+    """Per-user data directory: ``$XDG_DATA_HOME/kabar`` or ``~/.local/share/kabar``."""
+    base = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "kabar"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob Kabar has. Environment variable names are in ``ENV`` below."""
+
+    data_dir: Path = field(default_factory=lambda: default_data_dir(os.environ))
+    collection: str = "kabar"
+    chroma_host: str = ""
+    chroma_port: int = 8000
+
+    embed_model: str = LOCAL_EMBED_MODEL
+    embed_base_url: str = ""
+    embed_api_key: str = field(default="", repr=False)
+    embed_batch_size: int = 32
+
+    llm_base_url: str = ""
+    llm_api_key: str = field(default="", repr=False)
+    llm_model: str = ""
+    llm_timeout_s: float = 120.0
+    llm_threads: int = 0
+    llm_context_tokens: int = 4096
+    llm_port: int = 8765
+
+    chunk_tokens: int = 200
+    chunk_overlap: int = 40
+    top_k: int = 8
+    context_tokens: int = 2000
+    max_answer_tokens: int = 256
+    temperature: float = 0.1
+    max_file_mb: float = 20.0
+
+    def __post_init__(self) -> None:
+        positive = ("chunk_tokens", "top_k", "context_tokens", "max_answer_tokens", "embed_batch_size",
+                    "llm_context_tokens", "llm_timeout_s", "max_file_mb")
+        for name in positive:
+            value = getattr(self, name)
+            if value <= 0:
+                raise ConfigError(f"{name} must be greater than 0. Currently, {name} is {value}.")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens:
+            raise ConfigError(
+                f"chunk_overlap must be at least 0 and less than chunk_tokens ({self.chunk_tokens}). "
+                f"Currently, chunk_overlap is {self.chunk_overlap}."
+            )
+        if not 0.0 <= self.temperature <= 2.0:
+            raise ConfigError(f"temperature must be between 0 and 2. Currently, temperature is {self.temperature}.")
+        if self.llm_threads < 0:
+            raise ConfigError(f"llm_threads must be 0 (all cores) or more. Currently, llm_threads is {self.llm_threads}.")
+        if not self.collection.strip():
+            raise ConfigError("collection must not be empty.")
+
+    @property
+    def local_llm(self) -> bool:
+        """True when Kabar runs its own llama.cpp server instead of a configured one."""
+        return not (self.llm_base_url or self.llm_api_key)
+
+    @property
+    def local_embeddings(self) -> bool:
+        """True when embeddings are computed in-process with the bundled e5 model."""
+        return not self.embed_base_url
+
+    def with_(self, **changes: Any) -> "Settings":
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Build settings from environment variables; keyword overrides win."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {"data_dir": default_data_dir(env)}
+        types = {f.name: f.type for f in fields(cls)}
+        for name, var in ENV.items():
+            raw = env.get(var)
+            if raw is None or raw == "":
+                continue
+            values[name] = _convert(name, var, raw, types[name])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if isinstance(values.get("data_dir"), str):
+            values["data_dir"] = Path(values["data_dir"])
+        return cls(**values)
+
+
+def _convert(name: str, var: str, raw: str, typ: Any) -> Any:
+    typ = str(typ)
+    try:
+        if typ == "int":
+            return int(raw)
+        if typ == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"{var} must be a number. Currently, {var} is {raw!r}.") from None
+    if typ == "Path":
+        return Path(raw).expanduser()
+    return raw
+
+
+#: Settings field -> environment variable. The README's configuration table lists these.
+ENV: dict[str, str] = {
+    "data_dir": "KABAR_DATA_DIR",
+    "collection": "KABAR_COLLECTION",
+    "chroma_host": "KABAR_CHROMA_HOST",
+    "chroma_port": "KABAR_CHROMA_PORT",
+    "embed_model": "KABAR_EMBED_MODEL",
+    "embed_base_url": "KABAR_EMBED_BASE_URL",
+    "embed_api_key": "KABAR_EMBED_API_KEY",
+    "embed_batch_size": "KABAR_EMBED_BATCH_SIZE",
+    "llm_base_url": "OPENAI_BASE_URL",
+    "llm_api_key": "OPENAI_API_KEY",
+    "llm_model": "KABAR_LLM_MODEL",
+    "llm_timeout_s": "KABAR_LLM_TIMEOUT",
+    "llm_threads": "KABAR_LLM_THREADS",
+    "llm_context_tokens": "KABAR_LLM_CONTEXT",
+    "llm_port": "KABAR_LLM_PORT",
+    "chunk_tokens": "KABAR_CHUNK_TOKENS",
+    "chunk_overlap": "KABAR_CHUNK_OVERLAP",
+    "top_k": "KABAR_TOP_K",
+    "context_tokens": "KABAR_CONTEXT_TOKENS",
+    "max_answer_tokens": "KABAR_MAX_ANSWER_TOKENS",
+    "temperature": "KABAR_TEMPERATURE",
+    "max_file_mb": "KABAR_MAX_FILE_MB",
+}

@@ -1,0 +1,194 @@
+"""The vector store: one Chroma collection of chunks.
+
+:class:`ChromaStore` works the same on an embedded ``PersistentClient`` (a folder in the
+data directory) and on a Chroma server (``HttpClient``, when a host is configured). The
+collection records the embedding model that filled it; opening it with another model is
+an :class:`~rag.errors.EmbeddingMismatchError`. Chunk metadata carries everything needed
+to rebuild a :class:`~rag.types.Chunk` and to cite it. Scores are cosine similarities.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from rag.errors import EmbeddingMismatchError, StoreError
+from rag.settings import Settings
+from rag.types import Chunk, Hit
+
+_META_FIELDS = ("doc_id", "title", "source", "lang", "url", "published", "doc_hash")
+
+
+@dataclass
+class DocumentInfo:
+    """A stored document as the store knows it."""
+
+    doc_id: str
+    title: str
+    source: str
+    chunks: int
+    ingested_at: float
+    lang: str = ""
+    published: str = ""
+
+
+def make_client(settings: Settings) -> Any:
+    """A Chroma client: a server when ``chroma_host`` is set, else the data directory."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False)
+    try:
+        if settings.chroma_host:
+            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+        path = settings.data_dir / "chroma"
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
+    except Exception as e:  # chromadb raises several unrelated types here
+        where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else str(settings.data_dir)
+        raise StoreError(f"cannot open the Chroma store at {where}: {e}") from e
+
+
+class ChromaStore:
+    """Chunks and their vectors in one Chroma collection."""
+
+    def __init__(self, client: Any, collection: str, embedding_model: str) -> None:
+        self.client = client
+        self.name = collection
+        self.embedding_model = embedding_model
+        try:
+            self._col = client.get_or_create_collection(
+                name=collection,
+                metadata={"embedding_model": embedding_model},
+                configuration={"hnsw": {"space": "cosine"}},
+                embedding_function=None,
+            )
+        except Exception as e:
+            raise StoreError(f"cannot open collection {collection!r}: {e}") from e
+        stored = (self._col.metadata or {}).get("embedding_model")
+        if stored and stored != embedding_model:
+            raise EmbeddingMismatchError(
+                f"collection {collection!r} was built with embedding model {stored!r}, but {embedding_model!r} "
+                f"is configured; set KABAR_EMBED_MODEL (and KABAR_EMBED_BASE_URL) back to what built it, "
+                f"or use another KABAR_COLLECTION or data directory"
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, embedding_model: str) -> "ChromaStore":
+        return cls(make_client(settings), settings.collection, embedding_model)
+
+    # -- writing -------------------------------------------------------------------
+
+    def _batch(self) -> int:
+        try:
+            return int(self.client.get_max_batch_size())
+        except Exception:
+            return 1000
+
+    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+        """Store chunks with their vectors; an existing id is overwritten."""
+        if len(chunks) != len(vectors):
+            raise StoreError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        now = time.time()
+        size = self._batch()
+        for i in range(0, len(chunks), size):
+            part = chunks[i : i + size]
+            self._col.upsert(
+                ids=[c.id for c in part],
+                embeddings=[list(v) for v in vectors[i : i + size]],
+                documents=[c.text for c in part],
+                metadatas=[_metadata(c, now) for c in part],
+            )
+
+    def replace_document(self, doc_id: str, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int:
+        """Make ``chunks`` the document's only chunks; returns how many old chunks were removed.
+
+        New chunks are written before old ones are deleted, so a failure midway never
+        leaves the document with fewer chunks than before.
+        """
+        old = set(self.chunk_ids(doc_id))
+        self.upsert(chunks, vectors)
+        stale = sorted(old - {c.id for c in chunks})
+        if stale:
+            self._col.delete(ids=stale)
+        return len(stale)
+
+    def delete_document(self, doc_id: str) -> int:
+        """Remove a document's chunks; returns how many were removed."""
+        ids = self.chunk_ids(doc_id)
+        if ids:
+            self._col.delete(ids=ids)
+        return len(ids)
+
+    # -- reading -------------------------------------------------------------------
+
+    def chunk_ids(self, doc_id: str) -> list[str]:
+        return list(self._col.get(where={"doc_id": doc_id}, include=[])["ids"])
+
+    def doc_hashes(self, doc_ids: Iterable[str]) -> dict[str, str]:
+        """Stored content hash of each given document that is in the store."""
+        wanted = sorted(set(doc_ids))
+        found: dict[str, str] = {}
+        for i in range(0, len(wanted), 500):
+            res = self._col.get(where={"doc_id": {"$in": wanted[i : i + 500]}}, include=["metadatas"])
+            for meta in res["metadatas"] or []:
+                found[str(meta["doc_id"])] = str(meta.get("doc_hash", ""))
+        return found
+
+    def count(self) -> int:
+        """Number of chunks."""
+        return int(self._col.count())
+
+    def documents(self) -> list[DocumentInfo]:
+        """Every stored document with its chunk count, newest first."""
+        infos: dict[str, DocumentInfo] = {}
+        total = self.count()
+        for offset in range(0, total, 5000):
+            res = self._col.get(include=["metadatas"], limit=5000, offset=offset)
+            for meta in res["metadatas"] or []:
+                doc_id = str(meta["doc_id"])
+                info = infos.get(doc_id)
+                if info is None:
+                    infos[doc_id] = DocumentInfo(doc_id, str(meta.get("title", "")), str(meta.get("source", "")), 1,
+                                                 float(meta.get("ingested_at", 0.0)), str(meta.get("lang", "")),
+                                                 str(meta.get("published", "")))
+                else:
+                    info.chunks += 1
+        return sorted(infos.values(), key=lambda d: (-d.ingested_at, d.title))
+
+    def get_chunks(self, doc_id: str) -> list[Chunk]:
+        """A document's chunks in order."""
+        res = self._col.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
+        chunks = [_chunk(i, t, m) for i, t, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [])]
+        return sorted(chunks, key=lambda c: c.position)
+
+    def query(self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None) -> list[Hit]:
+        """The ``k`` chunks closest to ``vector``, best first."""
+        if k <= 0:
+            raise StoreError(f"k must be greater than 0. Currently, k is {k}.")
+        n = self.count()
+        if n == 0:
+            return []
+        res = self._col.query(query_embeddings=[list(vector)], n_results=min(k, n), where=where or None,
+                              include=["documents", "metadatas", "distances"])
+        ids, docs, metas, dists = res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]
+        return [Hit(_chunk(i, t, m), 1.0 - float(d)) for i, t, m, d in zip(ids, docs, metas, dists)]
+
+
+def _metadata(c: Chunk, now: float) -> dict[str, Any]:
+    meta: dict[str, Any] = {name: getattr(c, name) for name in _META_FIELDS}
+    meta.update(position=c.position, start=c.start, end=c.end, ingested_at=now)
+    return meta
+
+
+def _chunk(chunk_id: str, text: str, meta: Any) -> Chunk:
+    return Chunk(
+        id=chunk_id,
+        doc_id=str(meta["doc_id"]),
+        text=text,
+        position=int(meta.get("position", 0)),
+        start=int(meta.get("start", 0)),
+        end=int(meta.get("end", 0)),
+        **{name: str(meta.get(name, "")) for name in _META_FIELDS if name != "doc_id"},
+    )

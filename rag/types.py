@@ -1,0 +1,135 @@
+"""Plain dataclasses that travel between Kabar's stages.
+
+    Document -> Chunk -> (store) -> Hit -> Answer(Citation, ...)
+
+Ids are derived from content or source so that re-ingesting the same article is an
+upsert that changes nothing. Reprs stay short: long texts are truncated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+def short(text: str, width: int = 60) -> str:
+    """Return ``text`` on one line, cut to ``width`` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def content_hash(*parts: str) -> str:
+    """A stable 16-hex-digit hash of the given strings."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8"))
+        h.update(b"\x1f")
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class Document:
+    """One article: its cleaned body text and what is known about it."""
+
+    id: str
+    title: str
+    text: str
+    source: str
+    lang: str = ""
+    url: str = ""
+    published: str = ""
+
+    @property
+    def hash(self) -> str:
+        """Hash of everything that ends up in the store; a change means re-chunking."""
+        return content_hash(self.title, self.text, self.source, self.lang, self.url, self.published)
+
+    def __repr__(self) -> str:
+        return f"Document(id={self.id!r}, title={short(self.title, 40)!r}, text={short(self.text)!r})"
+
+
+@dataclass
+class Chunk:
+    """A span of a document's text: ``document.text[start:end] == text``."""
+
+    id: str
+    doc_id: str
+    text: str
+    position: int
+    start: int
+    end: int
+    title: str = ""
+    source: str = ""
+    lang: str = ""
+    url: str = ""
+    published: str = ""
+    doc_hash: str = ""
+
+    def __repr__(self) -> str:
+        return f"Chunk(id={self.id!r}, doc_id={self.doc_id!r}, position={self.position}, text={short(self.text)!r})"
+
+
+@dataclass
+class Hit:
+    """A retrieved chunk and its similarity score (higher is better)."""
+
+    chunk: Chunk
+    score: float
+
+    def __repr__(self) -> str:
+        return f"Hit(score={self.score:.3f}, doc_id={self.chunk.doc_id!r}, text={short(self.chunk.text, 40)!r})"
+
+
+@dataclass
+class Citation:
+    """A source the answer cites as ``[number]``, resolved to its document."""
+
+    number: int
+    doc_id: str
+    title: str
+    source: str
+    text: str
+    chunk_id: str
+    url: str = ""
+
+
+@dataclass
+class Usage:
+    """Tokens spent on one answer; ``estimated`` when the server did not report them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    estimated: bool = False
+
+
+@dataclass
+class Timings:
+    """Seconds spent: retrieval, until the first answer token, and in all."""
+
+    retrieval_s: float = 0.0
+    first_token_s: float = 0.0
+    total_s: float = 0.0
+
+
+@dataclass
+class Answer:
+    """What a question gets back.
+
+    ``hits`` are all retrieved chunks in rank order; ``sources`` are those that fitted the
+    prompt, numbered from 1 in the order the model saw them; ``citations`` are the sources
+    the text cites.
+    """
+
+    question: str
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+    sources: list[Hit] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    timings: Timings = field(default_factory=Timings)
+    refused: bool = False
+    model: str = ""
+
+    def __repr__(self) -> str:
+        cited = [c.number for c in self.citations]
+        return f"Answer(text={short(self.text)!r}, citations={cited}, refused={self.refused})"

@@ -1,0 +1,90 @@
+"""Shared fixtures: an isolated environment, the real embedder, the sample corpus, the local LLM.
+
+Every test runs with no KABAR_* / OPENAI_* variables and its own data directory. The real
+e5 embedder and the real local LLM server are session-scoped because they are slow to
+start; tests that need the LLM are marked ``llm``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pytest
+
+from rag.embeddings import Embedder, LocalE5Embedder
+from rag.settings import Settings
+from rag.store import ChromaStore
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_ARTICLES = ROOT / "examples" / "articles"
+SAMPLE_QUESTIONS = ROOT / "examples" / "questions.jsonl"
+ALIBABA = SAMPLE_ARTICLES / "alibaba-cloud-reshuffle-id.txt"
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No user configuration leaks in; each test gets its own data directory."""
+    for name in list(os.environ):
+        if name.startswith(("KABAR_", "OPENAI_")):
+            monkeypatch.delenv(name)
+    data_dir = tmp_path / "kabar-data"
+    monkeypatch.setenv("KABAR_DATA_DIR", str(data_dir))
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def e5() -> LocalE5Embedder:
+    """The real multilingual-e5-small embedder, loaded once."""
+    return LocalE5Embedder()
+
+
+class HashEmbedder(Embedder):
+    """Deterministic bag-of-words vectors: exact, predictable ranking where the model is not the point."""
+
+    model_id = "test/hash-embedder"
+
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+
+    def embed_batch(self, texts: Sequence[str], kind: str) -> list[list[float]]:
+        vectors = []
+        for text in texts:
+            v = [0.0] * self.dim
+            for word in text.lower().split():
+                v[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+            norm = math.sqrt(sum(x * x for x in v)) or 1.0
+            vectors.append([x / norm for x in v])
+        return vectors
+
+
+@pytest.fixture
+def hash_embedder() -> HashEmbedder:
+    return HashEmbedder()
+
+
+@pytest.fixture
+def settings(isolated_env: Path) -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture
+def store(settings: Settings, hash_embedder: HashEmbedder) -> ChromaStore:
+    """A real embedded Chroma store in the test's data directory (hash embeddings)."""
+    return ChromaStore.from_settings(settings, hash_embedder.model_id)
+
+
+@pytest.fixture(scope="session")
+def local_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The real local llama.cpp server with the default model, shared by the session."""
+    from rag.llm import OpenAIChat
+    from rag.local_llm import MODEL_NAME, LocalLlamaServer, ensure_model
+
+    models = Path(os.environ.get("KABAR_TEST_MODELS", ROOT / ".cache" / "models"))
+    model = ensure_model(models)
+    log = tmp_path_factory.mktemp("llm") / "server.log"
+    with LocalLlamaServer(model, log_path=log) as server:
+        yield OpenAIChat(MODEL_NAME, server.base_url, timeout_s=300)
