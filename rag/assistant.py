@@ -25,6 +25,7 @@ from rag.errors import EmptyCollectionError
 from rag.lang import detect_lang
 from rag.llm import Message, OpenAIChat
 from rag.prompt import build_messages, select_sources
+from rag.retrieval import hybrid_search
 from rag.settings import Settings
 from rag.store import ChromaStore, DocumentInfo
 from rag.types import Answer, Hit, Timings, Usage
@@ -131,9 +132,9 @@ class Assistant:
     # -- questions -------------------------------------------------------------------
 
     def retrieve(self, query: str, k: int | None = None, where: dict[str, Any] | None = None) -> list[Hit]:
-        """The ``k`` chunks most similar to ``query``, best first."""
-        vector = self.embedder.embed_query(query)
-        return self.store.query(vector, k or self.settings.top_k, where)
+        """The ``k`` chunks that best match ``query`` (hybrid: dense + BM25), best first."""
+        return hybrid_search(self.store, self.embedder, query, k or self.settings.top_k, where=where,
+                             lang=detect_lang(query))
 
     def prepare(self, question: str, history: Sequence[Message] | None = None,
                 top_k: int | None = None) -> Prepared:

@@ -4,16 +4,23 @@
 data directory) and on a Chroma server (``HttpClient``, when a host is configured). The
 collection records the embedding model that filled it; opening it with another model is
 an :class:`~rag.errors.EmbeddingMismatchError`. Chunk metadata carries everything needed
-to rebuild a :class:`~rag.types.Chunk` and to cite it. Scores are cosine similarities.
+to rebuild a :class:`~rag.types.Chunk` and to cite it. Dense scores are cosine similarities.
+
+Every write goes to Chroma first, then to the :class:`~rag.lexical.LexicalIndex` beside
+it, and stamps the collection with a new revision that the lexical index records; an
+index whose revision or size disagrees with Chroma's is rebuilt when the store opens.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
 
 from rag.errors import EmbeddingMismatchError, StoreError
+from rag.lexical import LexicalIndex
 from rag.settings import Settings
 from rag.types import Chunk, Hit
 
@@ -53,10 +60,12 @@ def make_client(settings: Settings) -> Any:
 class ChromaStore:
     """Chunks and their vectors in one Chroma collection."""
 
-    def __init__(self, client: Any, collection: str, embedding_model: str) -> None:
+    def __init__(self, client: Any, collection: str, embedding_model: str,
+                 lexical: LexicalIndex | None = None) -> None:
         self.client = client
         self.name = collection
         self.embedding_model = embedding_model
+        self.lexical = lexical
         try:
             self._col = client.get_or_create_collection(
                 name=collection,
@@ -73,10 +82,20 @@ class ChromaStore:
                 f"is configured; set KABAR_EMBED_MODEL (and KABAR_EMBED_BASE_URL) back to what built it, "
                 f"or use another KABAR_COLLECTION or data directory"
             )
+        self._revision = str((self._col.metadata or {}).get("revision", ""))
+        if lexical is not None and (lexical.revision != self._revision or lexical.count() != self.count()):
+            lexical.rebuild(self.iter_chunks(), self._revision)
 
     @classmethod
     def from_settings(cls, settings: Settings, embedding_model: str) -> "ChromaStore":
-        return cls(make_client(settings), settings.collection, embedding_model)
+        return cls(make_client(settings), settings.collection, embedding_model,
+                   LexicalIndex(lexical_path(settings)))
+
+    def _bump_revision(self) -> None:
+        self._revision = uuid.uuid4().hex
+        self._col.modify(metadata={"embedding_model": self.embedding_model, "revision": self._revision})
+        if self.lexical is not None:
+            self.lexical.set_revision(self._revision)
 
     # -- writing -------------------------------------------------------------------
 
@@ -100,6 +119,9 @@ class ChromaStore:
                 documents=[c.text for c in part],
                 metadatas=[_metadata(c, now) for c in part],
             )
+        if self.lexical is not None:
+            self.lexical.upsert(chunks)
+        self._bump_revision()
 
     def replace_document(self, doc_id: str, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int:
         """Make ``chunks`` the document's only chunks; returns how many old chunks were removed.
@@ -111,14 +133,20 @@ class ChromaStore:
         self.upsert(chunks, vectors)
         stale = sorted(old - {c.id for c in chunks})
         if stale:
-            self._col.delete(ids=stale)
+            self._delete_ids(stale)
         return len(stale)
+
+    def _delete_ids(self, ids: list[str]) -> None:
+        self._col.delete(ids=ids)
+        if self.lexical is not None:
+            self.lexical.delete(ids)
+        self._bump_revision()
 
     def delete_document(self, doc_id: str) -> int:
         """Remove a document's chunks; returns how many were removed."""
         ids = self.chunk_ids(doc_id)
         if ids:
-            self._col.delete(ids=ids)
+            self._delete_ids(ids)
         return len(ids)
 
     # -- reading -------------------------------------------------------------------
@@ -157,6 +185,14 @@ class ChromaStore:
                     info.chunks += 1
         return sorted(infos.values(), key=lambda d: (-d.ingested_at, d.title))
 
+    def iter_chunks(self, page: int = 2000) -> Iterator[Chunk]:
+        """Every stored chunk (no vectors), page by page."""
+        total = self.count()
+        for offset in range(0, total, page):
+            res = self._col.get(include=["documents", "metadatas"], limit=page, offset=offset)
+            for i, t, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or []):
+                yield _chunk(i, t, m)
+
     def get_chunks(self, doc_id: str) -> list[Chunk]:
         """A document's chunks in order."""
         res = self._col.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
@@ -174,6 +210,25 @@ class ChromaStore:
                               include=["documents", "metadatas", "distances"])
         ids, docs, metas, dists = res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]
         return [Hit(_chunk(i, t, m), 1.0 - float(d)) for i, t, m, d in zip(ids, docs, metas, dists)]
+
+
+    def lexical_query(self, text: str, k: int, where: dict[str, Any] | None = None, lang: str = "") -> list[Hit]:
+        """The ``k`` best BM25 matches for ``text`` (empty without a lexical index), best first."""
+        if self.lexical is None:
+            return []
+        # Over-fetch when filtering: the lexical index knows nothing of metadata.
+        ranked = self.lexical.search(text, k * 4 if where else k, lang)
+        if not ranked:
+            return []
+        res = self._col.get(ids=[cid for cid, _ in ranked], where=where or None, include=["documents", "metadatas"])
+        found = {i: _chunk(i, t, m) for i, t, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [])}
+        return [Hit(found[cid], score) for cid, score in ranked if cid in found][:k]
+
+
+def lexical_path(settings: Settings) -> Path:
+    """Where the lexical index of the configured collection lives (always on this machine)."""
+    where = f"{settings.chroma_host}-{settings.chroma_port}-" if settings.chroma_host else ""
+    return settings.data_dir / "lexical" / f"{where}{settings.collection}.sqlite"
 
 
 def _metadata(c: Chunk, now: float) -> dict[str, Any]:

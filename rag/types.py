@@ -71,10 +71,17 @@ class Chunk:
 
 @dataclass
 class Hit:
-    """A retrieved chunk and its similarity score (higher is better)."""
+    """A retrieved chunk and its score (higher is better).
+
+    ``score`` is what ranked it: a cosine similarity from dense search, a BM25 score from
+    lexical search, or a reciprocal-rank-fusion score from hybrid search, which then keeps
+    the two component scores (None where that search did not find the chunk).
+    """
 
     chunk: Chunk
     score: float
+    dense_score: float | None = None
+    lexical_score: float | None = None
 
     def __repr__(self) -> str:
         return f"Hit(score={self.score:.3f}, doc_id={self.chunk.doc_id!r}, text={short(self.chunk.text, 40)!r})"

@@ -1,0 +1,44 @@
+"""End to end with the real local model: cited answers and refusals over the sample corpus."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.assistant import Assistant
+from rag.settings import Settings
+from tests.conftest import ALIBABA, SAMPLE_ARTICLES
+
+pytestmark = pytest.mark.llm
+
+
+@pytest.fixture(scope="module")
+def kabar(tmp_path_factory, e5, local_llm):
+    settings = Settings.from_env({"KABAR_DATA_DIR": str(tmp_path_factory.mktemp("e2e"))})
+    assistant = Assistant(settings, embedder=e5, llm=local_llm)
+    report = assistant.ingest([SAMPLE_ARTICLES])
+    assert not report.errors
+    return assistant
+
+
+def test_hybrid_cloud_answer_names_jin_li_and_cites_the_alibaba_article(kabar):
+    answer = kabar.ask("who leads hybrid cloud?")
+    assert "Jin Li" in answer.text
+    assert not answer.refused
+    assert answer.citations, answer.text
+    assert {c.source for c in answer.citations} == {str(ALIBABA.resolve())}
+    assert answer.timings.first_token_s > 0
+    assert answer.usage.completion_tokens > 0
+
+
+def test_streaming_yields_text_before_the_final_answer(kabar):
+    events = list(kabar.stream("Siapa yang memimpin divisi cloud publik Alibaba?"))
+    *pieces, answer = events
+    assert pieces and all(isinstance(p, str) for p in pieces)
+    assert "".join(pieces).strip() == answer.text
+    assert "Weiguang Liu" in answer.text
+
+
+def test_question_the_corpus_cannot_answer_is_declined(kabar):
+    answer = kabar.ask("Who won the 2022 FIFA World Cup final?")
+    assert answer.refused, answer.text
+    assert "Argentina" not in answer.text
