@@ -8,6 +8,8 @@ map back to the text (``text[start:end]``) with no leading or trailing whitespac
 consecutive spans share at most ``overlap`` tokens; every non-space character is in a
 span. Spans end on sentence boundaries where the sentences fit, then on word
 boundaries, and only for a single over-long "word" (a URL, a run of symbols) inside it.
+A single character that alone exceeds ``max_tokens`` (an emoji is up to 4 tokens) still
+becomes a span of its own: budgets are meant to be tens of tokens or more.
 Does not look at meaning: no semantic or layout-aware splitting.
 """
 
@@ -95,9 +97,11 @@ def chunk_text(text: str, max_tokens: int = 200, overlap: int = 40) -> list[Span
         if j >= len(units):
             break
         # Next chunk starts at the earliest unit after i whose tail up to `end` fits the overlap.
+        # It must also reach past `end` (take unit j), or it would lie inside this chunk.
         nxt = j
         for k in range(i + 1, j):
-            if count_tokens(text[units[k][0] : end]) <= overlap:
+            if (count_tokens(text[units[k][0] : end]) <= overlap
+                    and count_tokens(text[units[k][0] : units[j][1]]) <= max_tokens):
                 nxt = k
                 break
         i = nxt

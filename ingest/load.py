@@ -59,7 +59,7 @@ def read_text(path: Path, max_bytes: int) -> str:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise InputError(str(path), f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit "
+            raise InputError(str(path), f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit "
                                         "(KABAR_MAX_FILE_MB); split it or raise the limit")
         data = path.read_bytes()
     except OSError as e:
@@ -73,7 +73,8 @@ def read_text(path: Path, max_bytes: int) -> str:
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as e:
-        raise InputError(str(path), f"is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset {e.start}); "
+        name = "UTF-16" if encoding == "utf-16" else "UTF-8"
+        raise InputError(str(path), f"is not valid {name} (byte 0x{data[e.start]:02x} at offset {e.start}); "
                                     "convert it to UTF-8 and ingest it again") from None
     if not text.strip():
         raise InputError(str(path), "is empty")
@@ -131,6 +132,8 @@ def document_from_record(record: dict, default_source: str) -> Document:
     if not isinstance(raw, str) or not raw.strip():
         raise InputError(default_source, "record has no \"text\" string")
     body = clean_text(raw)
+    if not body:
+        raise InputError(default_source, "record has no \"text\" string (nothing left after cleaning)")
     title = clean_text(str(record.get("title") or "")) or body.split("\n", 1)[0][:120]
     doc_id = str(record.get("id") or content_hash("text", body))
     lang = str(record.get("lang") or detect_lang(body))

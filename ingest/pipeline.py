@@ -67,6 +67,10 @@ def embedding_text(chunk: Chunk) -> str:
     return f"{chunk.title}\n{chunk.text}" if chunk.title and chunk.title not in chunk.text else chunk.text
 
 
+def _nothing() -> None:
+    return None
+
+
 def _tqdm_progress(total: int) -> tuple[ProgressFn, Callable[[], None]]:
     from tqdm import tqdm
 
@@ -105,7 +109,7 @@ def ingest_documents(
         todo.append((doc, chunk_document(doc, chunk_tokens, chunk_overlap)))
 
     total = sum(len(chunks) for _, chunks in todo)
-    close: Callable[[], None] = lambda: None
+    close: Callable[[], None] = _nothing
     if progress is True:
         progress, close = _tqdm_progress(total)
     done = 0

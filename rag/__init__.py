@@ -19,7 +19,7 @@ from rag.errors import (
     StoreError,
 )
 from rag.settings import Settings
-from rag.types import Answer, Chunk, Citation, Document, Hit, Timings, Usage
+from rag.types import Answer, Chunk, Citation, Document, Filters, Hit, Timings, Usage
 
 __all__ = [
     "Answer",
@@ -31,6 +31,7 @@ __all__ = [
     "EmbeddingError",
     "EmbeddingMismatchError",
     "EmptyCollectionError",
+    "Filters",
     "Hit",
     "InputError",
     "KabarError",

@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
 
-from rag.citations import is_refusal, resolve_citations
+from rag.citations import content_words, is_refusal, verify_citations
 from rag.embeddings import Embedder, make_embedder
 from rag.errors import EmptyCollectionError
 from rag.lang import detect_lang
 from rag.llm import Message, OpenAIChat
-from rag.prompt import build_messages, select_sources
+from rag.prompt import build_messages, condense_messages, select_sources
 from rag.retrieval import hybrid_search
 from rag.settings import Settings
 from rag.store import ChromaStore, DocumentInfo
-from rag.types import Answer, Hit, Timings, Usage
+from rag.types import Answer, Filters, Hit, Timings, Usage
 
 if TYPE_CHECKING:
     from ingest.pipeline import IngestReport, ProgressFn
@@ -43,6 +43,7 @@ class Prepared:
     """A question made ready for the LLM (see :meth:`Assistant.prepare`)."""
 
     question: str
+    query: str
     lang: str
     hits: list[Hit]
     sources: list[Hit]
@@ -131,14 +132,30 @@ class Assistant:
 
     # -- questions -------------------------------------------------------------------
 
-    def retrieve(self, query: str, k: int | None = None, where: dict[str, Any] | None = None) -> list[Hit]:
+    def retrieve(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
         """The ``k`` chunks that best match ``query`` (hybrid: dense + BM25), best first."""
+        where = filters.where() if filters else None
         return hybrid_search(self.store, self.embedder, query, k or self.settings.top_k, where=where,
                              lang=detect_lang(query))
 
-    def prepare(self, question: str, history: Sequence[Message] | None = None,
-                top_k: int | None = None) -> Prepared:
-        """Everything before the LLM: retrieval, the sources that fit the budget, the messages.
+    def condense(self, question: str, history: Sequence[Message]) -> str:
+        """A follow-up rewritten by the LLM as a standalone question (the question itself without history).
+
+        Small models sometimes drop what the follow-up adds ("and public cloud?" becomes
+        the previous question); then the follow-up is appended so retrieval still sees it.
+        """
+        if not any(t.get("role") == "user" for t in history):
+            return question
+        rewritten = self.llm.complete(condense_messages(question, history), max_tokens=64)
+        rewritten = " ".join(rewritten.strip().split("\n")[0].removeprefix("Standalone:").strip().strip('"').split())
+        if not rewritten or len(rewritten) > 4 * len(question) + 200:
+            return question
+        missing = set(content_words(question)) - set(content_words(rewritten))
+        return f"{rewritten} {question}" if missing else rewritten
+
+    def prepare(self, question: str, history: Sequence[Message] | None = None, top_k: int | None = None,
+                filters: Filters | None = None) -> Prepared:
+        """Everything before the answer: condensation, retrieval, the sources that fit, the messages.
 
         Evaluation in retrieval-only mode calls this to see exactly the context a full
         answer would get.
@@ -146,32 +163,36 @@ class Assistant:
         question = question.strip()
         if not question:
             raise ValueError("question must not be empty")
+        query = self.condense(question, history) if history else question
         started = time.perf_counter()
-        hits = self.retrieve(question, top_k)
+        hits = self.retrieve(query, top_k, filters)
         retrieval_s = time.perf_counter() - started
         if not hits and self.store.count() == 0:
             raise EmptyCollectionError(
                 f"collection {self.settings.collection!r} is empty: ingest articles first, "
                 "e.g. `kabar ingest examples/articles`"
             )
-        sources = select_sources(hits, self.settings.context_tokens)
+        sources = select_sources(hits, self.settings.context_tokens, self.settings.per_doc)
         lang = detect_lang(question)
-        messages = build_messages(question, sources, lang, history)
-        return Prepared(question, lang, hits, sources, messages, retrieval_s)
+        # The model answers the standalone form; the conversation stays in the messages.
+        messages = build_messages(query, sources, lang, history)
+        return Prepared(question, query, lang, hits, sources, messages, retrieval_s)
 
-    def stream(self, question: str, history: Sequence[Message] | None = None,
-               top_k: int | None = None, temperature: float | None = None) -> Iterator[StreamEvent]:
-        """Yield the answer text as it is generated, then the final :class:`Answer`."""
+    def stream(self, question: str, history: Sequence[Message] | None = None, top_k: int | None = None,
+               temperature: float | None = None, filters: Filters | None = None) -> Iterator[StreamEvent]:
+        """Yield the answer text as it is generated, then the final :class:`Answer`.
+
+        The final Answer's text may differ from the streamed pieces where a citation was
+        repaired (see ``Answer.flags``).
+        """
         started = time.perf_counter()
-        prep = self.prepare(question, history, top_k)
-        question, hits, sources, messages, retrieval_s = (prep.question, prep.hits, prep.sources, prep.messages,
-                                                          prep.retrieval_s)
+        prep = self.prepare(question, history, top_k, filters)
         temp = self.settings.temperature if temperature is None else temperature
         llm = self.llm
         parts: list[str] = []
         usage = Usage()
         first_token_s = 0.0
-        for item in llm.stream(messages, temp, self.settings.max_answer_tokens):
+        for item in llm.stream(prep.messages, temp, self.settings.max_answer_tokens):
             if isinstance(item, Usage):
                 usage = item
                 continue
@@ -179,18 +200,20 @@ class Assistant:
                 first_token_s = time.perf_counter() - started
             parts.append(item)
             yield item
-        text = "".join(parts).strip()
-        citations, _invalid = resolve_citations(text, sources)
+        raw = "".join(parts).strip()
+        text, citations, flags = verify_citations(raw, prep.sources)
         yield Answer(
-            question=question,
+            question=prep.question,
             text=text,
             citations=citations,
-            hits=hits,
-            sources=sources,
+            hits=prep.hits,
+            sources=prep.sources,
             usage=usage,
-            timings=Timings(retrieval_s, first_token_s, time.perf_counter() - started),
+            timings=Timings(prep.retrieval_s, first_token_s, time.perf_counter() - started),
             refused=is_refusal(text),
             model=llm.model,
+            query=prep.query,
+            flags=flags,
         )
 
     def ask(self, question: str, history: Sequence[Message] | None = None, **options: Any) -> Answer:

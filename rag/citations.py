@@ -1,22 +1,35 @@
-"""Citations: find the ``[n]`` markers in an answer and resolve them to sources.
+"""Citations: find the ``[n]`` markers in an answer, check them, resolve them to sources.
 
-Also recognises a refusal ("I don't know", "tidak tahu") in either language. Markers that
-name no given source are reported, not silently kept as citations.
+:func:`verify_citations` checks each cited sentence against the passage it cites: most
+of the sentence's content words (names, numbers, key terms, compared as raw words and as
+English and Indonesian stems, so an English answer can cite an Indonesian passage) must
+occur in it. A marker that names no source, or a passage that does not support its
+sentence, is repaired to the source that does, or flagged when none does. An answer with
+no marker gets one when a single source clearly supports it. Also recognises refusals
+("I don't know", "tidak tahu") in either language.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Sequence
 
+from rag.lexical import STOPWORDS, _stemmer
 from rag.types import Citation, Hit
 
 _MARKER = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+_SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|\n|$)(?:\s*\[[\d,;\s]+\])*")
+_WORD = re.compile(r"[^\W_]+")
+_GROUP = re.compile(r"(?:\[\d+(?:\s*[,;]\s*\d+)*\]\s*)+")
+_REPEATED = re.compile(r"(\[\d+\])(?:\s*\1)+")
 _REFUSAL = re.compile(
     r"\b(i don'?t know|i do not know|do(?:es)? not (?:say|mention|contain)|no information"
     r"|tidak tahu|tidak (?:menyebutkan|disebutkan|ada informasi)|tidak diketahui)\b",
     re.IGNORECASE,
 )
+# Share of a sentence's content words its cited passage must contain.
+SUPPORT = 0.5
 
 
 def cited_numbers(text: str) -> list[int]:
@@ -30,20 +43,107 @@ def cited_numbers(text: str) -> list[int]:
     return numbers
 
 
-def resolve_citations(text: str, sources: Sequence[Hit]) -> tuple[list[Citation], list[int]]:
-    """Citations for the markers that name a source, and the numbers that name none."""
-    citations: list[Citation] = []
-    invalid: list[int] = []
-    for n in cited_numbers(text):
-        if not 1 <= n <= len(sources):
-            invalid.append(n)
-            continue
-        c = sources[n - 1].chunk
-        citations.append(Citation(number=n, doc_id=c.doc_id, title=c.title, source=c.source, text=c.text,
-                                  chunk_id=c.id, url=c.url))
-    return citations, invalid
-
-
 def is_refusal(text: str) -> bool:
     """True when the answer declines rather than answers."""
     return bool(_REFUSAL.search(text[:200]))
+
+
+@lru_cache(maxsize=4096)
+def _forms(word: str) -> frozenset[str]:
+    return frozenset({word, _stemmer("en").stemWord(word), _stemmer("id").stemWord(word)})
+
+
+def content_words(text: str) -> list[str]:
+    words = (w.lower() for w in _WORD.findall(_MARKER.sub(" ", text)))
+    return [w for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+
+
+def _vocabulary(text: str) -> frozenset[str]:
+    return frozenset(f for w in content_words(text) for f in _forms(w))
+
+
+def support(sentence: str, passage_vocabulary: frozenset[str]) -> float:
+    """Share of the sentence's content words found (in some form) in the passage."""
+    words = content_words(sentence)
+    if not words:
+        return 1.0
+    return sum(bool(_forms(w) & passage_vocabulary) for w in words) / len(words)
+
+
+def _citation(n: int, hit: Hit, verified: bool) -> Citation:
+    c = hit.chunk
+    return Citation(number=n, doc_id=c.doc_id, title=c.title, source=c.source, text=c.text, chunk_id=c.id,
+                    url=c.url, verified=verified)
+
+
+def resolve_citations(text: str, sources: Sequence[Hit]) -> tuple[list[Citation], list[int]]:
+    """Citations for the markers that name a source, and the numbers that name none (no checking)."""
+    citations = [_citation(n, sources[n - 1], True) for n in cited_numbers(text) if 1 <= n <= len(sources)]
+    invalid = [n for n in cited_numbers(text) if not 1 <= n <= len(sources)]
+    return citations, invalid
+
+
+def verify_citations(text: str, sources: Sequence[Hit]) -> tuple[str, list[Citation], list[str]]:
+    """Check every citation; return the (possibly repaired) text, its citations and flags."""
+    if not sources or is_refusal(text):
+        stripped = _MARKER.sub("", text).strip() if is_refusal(text) else text
+        return stripped, [], []
+    vocab = [_vocabulary(h.chunk.title + " " + h.chunk.text) for h in sources]
+    flags: list[str] = []
+    verified: dict[int, bool] = {}
+
+    def best_source(sentence: str) -> tuple[int, float]:
+        scores = [support(sentence, v) for v in vocab]
+        best = max(range(len(scores)), key=lambda i: scores[i])
+        return best + 1, scores[best]
+
+    def fix_sentence(m: re.Match[str]) -> str:
+        sentence = m.group(0)
+        groups = list(_GROUP.finditer(sentence))
+        if not groups or not content_words(sentence):
+            return sentence
+        out, prev_end = [], 0
+        for group in groups:
+            # The claim a group of markers vouches for: the text since the previous group
+            # (or the whole sentence when that is empty); sources cited together share it.
+            claim = sentence[prev_end : group.start()]
+            if not content_words(claim):
+                claim = sentence
+            numbers = cited_numbers(group.group(0))
+            needed = SUPPORT / len(numbers)
+            kept: list[int] = []
+            for n in numbers:
+                if 1 <= n <= len(sources) and support(claim, vocab[n - 1]) >= needed:
+                    verified[n] = True
+                    kept.append(n)
+                    continue
+                best, score = best_source(claim)
+                if score >= SUPPORT:
+                    flags.append(f"citation [{n}] repaired to [{best}]")
+                    verified[best] = True
+                    kept.append(best)
+                elif 1 <= n <= len(sources):
+                    flags.append(f"citation [{n}] does not support its sentence")
+                    verified.setdefault(n, False)
+                    kept.append(n)
+                else:
+                    flags.append(f"citation [{n}] names no source and was removed")
+            trailing = group.group(0)[len(group.group(0).rstrip()) :]
+            markers = "".join(f"[{k}]" for k in dict.fromkeys(kept))
+            out.append(sentence[prev_end : group.start()] + markers + trailing)
+            prev_end = group.end()
+        out.append(sentence[prev_end:])
+        return "".join(out)
+
+    repaired = _REPEATED.sub(r"\1", _SENTENCE.sub(fix_sentence, text))
+    if not cited_numbers(repaired):
+        best, score = best_source(repaired)
+        if score >= SUPPORT:
+            repaired = repaired.rstrip() + f" [{best}]"
+            verified[best] = True
+            flags.append(f"citation [{best}] added: the answer cited nothing")
+        else:
+            flags.append("the answer cites no source")
+    citations = [_citation(n, sources[n - 1], verified.get(n, False))
+                 for n in cited_numbers(repaired) if 1 <= n <= len(sources)]
+    return repaired, citations, flags

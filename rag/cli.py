@@ -99,7 +99,8 @@ Command = Callable[[argparse.Namespace], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kabar", description="Question answering over news articles, with cited answers.")
+    parser = argparse.ArgumentParser(prog="kabar",
+                                     description="Question answering over news articles, with cited answers.")
     parser.add_argument("--data-dir", help="where the store and the model live (env KABAR_DATA_DIR)")
     parser.add_argument("--collection", help="collection name (env KABAR_COLLECTION)")
     sub = parser.add_subparsers(dest="command", required=True)

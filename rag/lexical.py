@@ -6,9 +6,10 @@ reflects, so a missing or stale index (another process wrote through a Chroma se
 crash between the two writes) is rebuilt from Chroma on open. Nothing is rebuilt per query.
 
 Analysis is language-aware: words are lowercased, Indonesian and English stop words
-dropped, and each word stemmed with the Snowball stemmer of its text's language
-(``"id"`` or ``"en"``; PyStemmer). Names and numbers pass through unchanged, which is what
-lets an English question match an Indonesian article on "Jin Li" or "hybrid cloud".
+dropped, and each word indexed as itself and as its stem in its text's language
+(Snowball via PyStemmer, ``"id"`` or ``"en"``). Keeping the word beside the stem is what
+lets an English question match an Indonesian article on a name such as "Huawei", which
+the Indonesian stemmer would cut to "huawe".
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Iterable, Sequence
 from rag.lang import detect_lang
 from rag.types import Chunk
 
-ANALYZER_VERSION = "1"
+ANALYZER_VERSION = "2"
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -52,7 +53,10 @@ def analyze(text: str, lang: str = "") -> list[str]:
     words = [w for w in (m.group(0).lower() for m in _TOKEN.finditer(text)) if w not in STOPWORDS]
     if not words:
         return []
-    return _stemmer(lang or detect_lang(text)).stemWords(words)
+    stems = _stemmer(lang or detect_lang(text)).stemWords(words)
+    # Keep the word itself beside its stem: stemmers mangle names ("Huawei" -> "huawe" in
+    # Indonesian), and an English question must still match an Indonesian article on them.
+    return words + [s for w, s in zip(words, stems) if s != w]
 
 
 def index_text(chunk: Chunk) -> str:

@@ -69,12 +69,14 @@ class OpenAIChat:
         model = self.model
         parts: list[str] = []
         usage: Usage | None = None
+        events = 0
         with self._errors():
             response = self._get().chat.completions.create(
                 model=model, messages=list(messages), temperature=temperature, max_tokens=max_tokens,
                 stream=True, stream_options={"include_usage": True}, stop=list(stop) if stop else None,
             )
             for event in response:
+                events += 1
                 if getattr(event, "usage", None):
                     usage = Usage(event.usage.prompt_tokens or 0, event.usage.completion_tokens or 0)
                 for choice in event.choices or []:
@@ -82,6 +84,8 @@ class OpenAIChat:
                     if piece:
                         parts.append(piece)
                         yield piece
+        if not events:
+            raise LLMError(f"the LLM server at {self.where} sent no answer (an empty or unreadable stream)")
         if usage is None:  # the server did not report usage: estimate with tiktoken
             prompt = sum(count_tokens(m["content"]) for m in messages)
             usage = Usage(prompt, count_tokens("".join(parts)), estimated=True)

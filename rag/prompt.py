@@ -12,6 +12,7 @@ from pathlib import Path
 from string import Template
 from typing import Sequence
 
+from rag.context import assemble_context
 from rag.errors import ConfigError
 from rag.llm import Message
 from rag.tokens import count_tokens
@@ -48,25 +49,13 @@ def _neutralise(text: str) -> str:
 
 def format_source(n: int, hit: Hit) -> str:
     c = hit.chunk
-    date = f"\nDate: {c.published}" if c.published else ""
+    date = f"\nDate: {c.published[:10]}" if c.published else ""
     return render("source", n=n, title=_neutralise(c.title), date=date, text=_neutralise(c.text)).strip()
 
 
-def select_sources(hits: Sequence[Hit], budget_tokens: int) -> list[Hit]:
-    """Hits in rank order while their rendered blocks fit ``budget_tokens``; duplicates dropped."""
-    chosen: list[Hit] = []
-    seen: set[str] = set()
-    used = 0
-    for hit in hits:
-        if hit.chunk.id in seen:
-            continue
-        cost = count_tokens(format_source(len(chosen) + 1, hit)) + 2
-        if used + cost > budget_tokens:
-            continue
-        chosen.append(hit)
-        seen.add(hit.chunk.id)
-        used += cost
-    return chosen
+def select_sources(hits: Sequence[Hit], budget_tokens: int, per_doc: int = 3) -> list[Hit]:
+    """The sources that reach the prompt (see :func:`rag.context.assemble_context`)."""
+    return assemble_context(hits, budget_tokens, lambda h: count_tokens(format_source(99, h)) + 2, per_doc)
 
 
 def build_messages(question: str, sources: Sequence[Hit], lang: str,
@@ -82,3 +71,14 @@ def build_messages(question: str, sources: Sequence[Hit], lang: str,
     messages.append({"role": "user", "content": render("question", sources=blocks or "(no sources)",
                                                        question=question, language=language, refusal=refusal)})
     return messages
+
+
+def condense_messages(question: str, history: Sequence[Message]) -> list[Message]:
+    """Messages asking the model to turn a follow-up into a standalone question.
+
+    Only the user's earlier questions are shown: small models rewrite more reliably
+    without the answers in the way.
+    """
+    previous = [" ".join(str(t["content"]).split())[:300] for t in history
+                if t.get("role") == "user" and t.get("content")][-3:]
+    return [{"role": "user", "content": render("condense", previous=" / ".join(previous), question=question)}]

@@ -47,13 +47,14 @@ class Settings:
     chunk_tokens: int = 200
     chunk_overlap: int = 40
     top_k: int = 8
+    per_doc: int = 3
     context_tokens: int = 2000
     max_answer_tokens: int = 256
     temperature: float = 0.1
     max_file_mb: float = 20.0
 
     def __post_init__(self) -> None:
-        positive = ("chunk_tokens", "top_k", "context_tokens", "max_answer_tokens", "embed_batch_size",
+        positive = ("chunk_tokens", "top_k", "per_doc", "context_tokens", "max_answer_tokens", "embed_batch_size",
                     "llm_context_tokens", "llm_timeout_s", "max_file_mb")
         for name in positive:
             value = getattr(self, name)
@@ -67,7 +68,9 @@ class Settings:
         if not 0.0 <= self.temperature <= 2.0:
             raise ConfigError(f"temperature must be between 0 and 2. Currently, temperature is {self.temperature}.")
         if self.llm_threads < 0:
-            raise ConfigError(f"llm_threads must be 0 (all cores) or more. Currently, llm_threads is {self.llm_threads}.")
+            raise ConfigError(
+                f"llm_threads must be 0 (all cores) or more. Currently, llm_threads is {self.llm_threads}."
+            )
         if not self.collection.strip():
             raise ConfigError("collection must not be empty.")
 
@@ -110,7 +113,8 @@ def _convert(name: str, var: str, raw: str, typ: Any) -> Any:
         if typ == "float":
             return float(raw)
     except ValueError:
-        raise ConfigError(f"{var} must be a number. Currently, {var} is {raw!r}.") from None
+        kind = "a whole number" if typ == "int" else "a number"
+        raise ConfigError(f"{var} must be {kind}. Currently, {var} is {raw!r}.") from None
     if typ == "Path":
         return Path(raw).expanduser()
     return raw
@@ -136,6 +140,7 @@ ENV: dict[str, str] = {
     "chunk_tokens": "KABAR_CHUNK_TOKENS",
     "chunk_overlap": "KABAR_CHUNK_OVERLAP",
     "top_k": "KABAR_TOP_K",
+    "per_doc": "KABAR_PER_DOC",
     "context_tokens": "KABAR_CONTEXT_TOKENS",
     "max_answer_tokens": "KABAR_MAX_ANSWER_TOKENS",
     "temperature": "KABAR_TEMPERATURE",

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from rag.errors import EmbeddingMismatchError, StoreError
 from rag.lexical import LexicalIndex
 from rag.settings import Settings
-from rag.types import Chunk, Hit
+from rag.types import Chunk, Hit, published_day
 
 _META_FIELDS = ("doc_id", "title", "source", "lang", "url", "published", "doc_hash")
 
@@ -234,6 +234,9 @@ def lexical_path(settings: Settings) -> Path:
 def _metadata(c: Chunk, now: float) -> dict[str, Any]:
     meta: dict[str, Any] = {name: getattr(c, name) for name in _META_FIELDS}
     meta.update(position=c.position, start=c.start, end=c.end, ingested_at=now)
+    day = published_day(c.published)
+    if day is not None:
+        meta["published_day"] = day
     return meta
 
 

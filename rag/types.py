@@ -98,6 +98,7 @@ class Citation:
     text: str
     chunk_id: str
     url: str = ""
+    verified: bool = True
 
 
 @dataclass
@@ -124,7 +125,9 @@ class Answer:
 
     ``hits`` are all retrieved chunks in rank order; ``sources`` are those that fitted the
     prompt, numbered from 1 in the order the model saw them; ``citations`` are the sources
-    the text cites.
+    the text cites, each checked against its passage (``verified``). ``query`` is what was
+    searched (the question, or a follow-up rewritten to stand alone). ``flags`` name what
+    Kabar changed or doubts in the model's text, e.g. a repaired citation number.
     """
 
     question: str
@@ -136,7 +139,55 @@ class Answer:
     timings: Timings = field(default_factory=Timings)
     refused: bool = False
     model: str = ""
+    query: str = ""
+    flags: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         cited = [c.number for c in self.citations]
         return f"Answer(text={short(self.text)!r}, citations={cited}, refused={self.refused})"
+
+
+def published_day(published: str) -> int | None:
+    """``YYYYMMDD`` as an int from a date string that starts ``YYYY-MM-DD`` (None otherwise).
+
+    Chroma compares only numbers with ``$gte``/``$lte``, so date filters use this form.
+    """
+    digits = published[:10].replace("-", "")
+    if len(digits) == 8 and digits.isdigit() and published[4:5] == "-" and published[7:8] == "-":
+        return int(digits)
+    return None
+
+
+@dataclass
+class Filters:
+    """Restrict retrieval to some sources, documents or a publication date range.
+
+    Dates are ``YYYY-MM-DD`` strings, both ends inclusive; a date filter excludes
+    articles with no known publication date.
+    """
+
+    sources: list[str] = field(default_factory=list)
+    doc_ids: list[str] = field(default_factory=list)
+    since: str = ""
+    until: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value and published_day(value) is None:
+                raise ValueError(f"{name} must be a date like 2023-12-31. Currently, {name} is {value!r}.")
+
+    def where(self) -> dict | None:
+        """The filter in Chroma's ``where`` syntax (None when empty)."""
+        clauses: list[dict] = []
+        if self.sources:
+            clauses.append({"source": {"$in": list(self.sources)}})
+        if self.doc_ids:
+            clauses.append({"doc_id": {"$in": list(self.doc_ids)}})
+        if self.since:
+            clauses.append({"published_day": {"$gte": published_day(self.since)}})
+        if self.until:
+            clauses.append({"published_day": {"$lte": published_day(self.until)}})
+        if not clauses:
+            return None
+        return clauses[0] if len(clauses) == 1 else {"$and": clauses}
