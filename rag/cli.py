@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from dataclasses import asdict
 from typing import Any, Callable, Sequence
 
@@ -44,14 +45,16 @@ def _print_sources(answer: Any) -> None:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.assistant import Assistant
-    from rag.types import Answer
+    from rag.types import Answer, Filters
 
     settings = _settings(args)
     if args.top_k:
         settings = settings.with_(top_k=args.top_k)
+    filters = Filters(sources=args.source or [], doc_ids=args.doc or [], since=args.since or "",
+                      until=args.until or "")
     with Assistant(settings) as kabar:
         answer: Answer | None = None
-        for item in kabar.stream(args.question):
+        for item in kabar.stream(args.question, filters=filters):
             if isinstance(item, Answer):
                 answer = item
             elif not args.json:
@@ -65,6 +68,33 @@ def cmd_ask(args: argparse.Namespace) -> int:
     t = answer.timings
     print(f"\n({t.first_token_s:.1f}s to first token, {t.total_s:.1f}s in all; {answer.model})", file=sys.stderr)
     return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from rag.assistant import Assistant
+
+    with Assistant(_settings(args)) as kabar:
+        docs = kabar.documents()
+    for d in docs:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.ingested_at))
+        print(f"{d.doc_id}  {d.chunks:3d} chunks  {when}  {d.title[:60]}  ({d.source})")
+    print(f"{len(docs)} document(s)", file=sys.stderr)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from rag.assistant import Assistant
+
+    missing = 0
+    with Assistant(_settings(args)) as kabar:
+        for doc_id in args.doc_ids:
+            removed = kabar.delete_document(doc_id)
+            if removed:
+                print(f"deleted {doc_id} ({removed} chunks)")
+            else:
+                print(f"kabar: error: no document with id {doc_id!r} (see `kabar docs`)", file=sys.stderr)
+                missing += 1
+    return 1 if missing else 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -113,7 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--top-k", type=int, help="chunks to retrieve (env KABAR_TOP_K)")
     p.add_argument("--json", action="store_true", help="print the whole Answer as JSON")
+    p.add_argument("--source", action="append", help="only articles from this source (repeatable)")
+    p.add_argument("--doc", action="append", help="only this document id (repeatable)")
+    p.add_argument("--since", help="only articles published on or after YYYY-MM-DD")
+    p.add_argument("--until", help="only articles published on or before YYYY-MM-DD")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("docs", help="list the ingested documents")
+    p.set_defaults(func=cmd_docs)
+
+    p = sub.add_parser("delete", help="remove documents by id (see `kabar docs`)")
+    p.add_argument("doc_ids", nargs="+")
+    p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("info", help="documents, chunks, models and data directory in use")
     p.add_argument("--json", action="store_true")
@@ -160,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kabar: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":
