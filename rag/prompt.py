@@ -2,11 +2,13 @@
 
 Templates live in ``rag/prompts/*.txt`` and use ``${name}`` placeholders; a missing
 variable is an error, never an empty string. Sources are wrapped in ``<source>`` tags,
-and the system prompt tells the model that their content is data, not instructions.
+the system prompt tells the model that their content is data, not instructions, and
+sentences in them that address an AI assistant are masked before the model sees them.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from string import Template
@@ -42,7 +44,26 @@ def render(name: str, **values: object) -> str:
         raise ConfigError(f"prompt {name!r} needs a value for {e.args[0]!r}") from None
 
 
+# Sentences in an article that address the assistant rather than report news. They are
+# masked in the prompt (the stored article is untouched): a small model cannot be relied
+# on to ignore them just because the system prompt says so.
+_INSTRUCTION = re.compile(
+    r"[^.!?\n]*\b(?:"
+    r"(?:ignore|disregard|forget) (?:all |any |the |your )*(?:previous |prior |above |earlier |other )*"
+    r"(?:instructions?|prompts?|rules|sources|messages|context|directions)"
+    r"|you are now|new instructions?|system prompt"
+    r"|(?:ai|language model|assistant)s?,? (?:must|should) (?:answer|say|reply)"
+    r"|(?:answer|reply|respond) (?:every|all|any) questions?"
+    r"|abaikan (?:semua |seluruh )?(?:instruksi|perintah|petunjuk|sumber)|instruksi baru|kamu sekarang adalah"
+    r"|jawab (?:setiap|semua) pertanyaan"
+    r")[^.!?\n]*[.!?]?",
+    re.IGNORECASE,
+)
+MASK = "[instruction-like text removed]"
+
+
 def _neutralise(text: str) -> str:
+    text = _INSTRUCTION.sub(MASK, text)
     # An article must not be able to close its own <source> tag and speak outside it.
     return text.replace("</source", "</ source").replace("<source", "< source")
 

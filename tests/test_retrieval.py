@@ -1,0 +1,111 @@
+"""Hybrid retrieval: the BM25 index stays consistent with Chroma; fusion; names; filters."""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.pipeline import ingest_documents
+from rag.lexical import LexicalIndex, analyze
+from rag.retrieval import hybrid_search, name_ranking, query_names, reciprocal_rank_fusion
+from rag.store import ChromaStore, lexical_path, make_client
+from rag.types import Chunk, Document, Filters, Hit
+
+
+def doc(doc_id: str, text: str, **kw) -> Document:
+    return Document(id=doc_id, title=kw.pop("title", doc_id), text=text, source=kw.pop("source", doc_id), **kw)
+
+
+def lexical_docs(store: ChromaStore, query: str) -> set[str]:
+    return {h.chunk.doc_id for h in store.lexical_query(query, 10)}
+
+
+def test_rrf_matches_hand_computed_scores():
+    scores = reciprocal_rank_fusion([["a", "b", "c"], ["b", "d"]], k=60)
+    assert scores["a"] == pytest.approx(1 / 61)
+    assert scores["b"] == pytest.approx(1 / 62 + 1 / 61)
+    assert scores["c"] == pytest.approx(1 / 63)
+    assert scores["d"] == pytest.approx(1 / 62)
+
+
+def test_analysis_keeps_names_beside_stems():
+    terms = analyze("Huawei Cloud memimpin perusahaannya", "id")
+    assert {"huawei", "cloud", "pimpin", "usaha"} <= set(terms)
+    assert "yang" not in analyze("yang memimpin", "id")
+
+
+def test_lexical_index_follows_update_and_delete(store, hash_embedder):
+    ingest_documents([doc("a", "Zebras graze near the river."), doc("b", "Giraffes eat acacia leaves.")],
+                     store, hash_embedder)
+    assert lexical_docs(store, "zebras") == {"a"}
+    ingest_documents([doc("a", "Penguins swim in cold water.")], store, hash_embedder)
+    assert lexical_docs(store, "zebras") == set()
+    assert lexical_docs(store, "penguins") == {"a"}
+    store.delete_document("a")
+    assert lexical_docs(store, "penguins") == set()
+    assert store.lexical.count() == store.count() == 1
+
+
+def test_missing_lexical_index_is_rebuilt_from_chroma(settings, store, hash_embedder):
+    ingest_documents([doc("a", "Zebras graze near the river.")], store, hash_embedder)
+    store.lexical.close()
+    lexical_path(settings).unlink()
+    reopened = ChromaStore.from_settings(settings, hash_embedder.model_id)
+    assert reopened.lexical.count() == 1
+    assert lexical_docs(reopened, "zebras") == {"a"}
+
+
+def test_stale_lexical_index_is_rebuilt_when_another_writer_changed_chroma(settings, store, hash_embedder):
+    ingest_documents([doc("a", "Zebras graze near the river.")], store, hash_embedder)
+    # Another process writes through Chroma without this machine's lexical index.
+    other = ChromaStore(make_client(settings), settings.collection, hash_embedder.model_id, lexical=None)
+    ingest_documents([doc("b", "Penguins swim in cold water.")], other, hash_embedder)
+    assert lexical_docs(store, "penguins") == set()  # stale until reopened
+    reopened = ChromaStore.from_settings(settings, hash_embedder.model_id)
+    assert lexical_docs(reopened, "penguins") == {"b"}
+
+
+def test_lexical_index_is_not_rebuilt_per_query(store, hash_embedder, monkeypatch):
+    ingest_documents([doc("a", "Zebras graze near the river.")], store, hash_embedder)
+    monkeypatch.setattr(LexicalIndex, "rebuild", lambda *a, **k: pytest.fail("rebuilt"))
+    for _ in range(3):
+        hybrid_search(store, hash_embedder, "zebras river", 3)
+
+
+def test_hybrid_finds_a_rare_name_that_dense_misses(store, hash_embedder):
+    docs = [doc(f"d{i}", f"Cloud unit news number {i} about cloud growth and cloud leaders.") for i in range(12)]
+    docs.append(doc("target", "Kurniawati will head the analytics team, the memo said."))
+    ingest_documents(docs, store, hash_embedder)
+    hits = hybrid_search(store, hash_embedder, "Who is Kurniawati?", 3)
+    assert hits[0].chunk.doc_id == "target"
+    assert hits[0].lexical_score is not None
+
+
+def test_query_names_and_name_ranking():
+    assert query_names("How much is Huawei Cloud investing in Indonesia through 2026?") == {
+        "huawei", "cloud", "indonesia", "2026"}
+    assert query_names("who leads hybrid cloud?") == set()
+    chunks = [Hit(Chunk(id=i, doc_id=i, text=t, position=0, start=0, end=len(t)), 0.0)
+              for i, t in [("aws", "AWS cloud in Indonesia"), ("hw", "Huawei cloud in Indonesia"), ("x", "nothing")]]
+    assert name_ranking(chunks, {"huawei", "cloud", "indonesia"}) == ["hw", "aws"]
+
+
+def test_filters_by_source_date_and_document(store, hash_embedder):
+    ingest_documents([
+        doc("a", "Cloud news from Reuters in November.", source="Reuters", published="2023-11-05"),
+        doc("b", "Cloud news from Kompas in December.", source="Kompas", published="2023-12-10T08:00:00Z"),
+        doc("c", "Cloud news without a date.", source="Kompas"),
+    ], store, hash_embedder)
+
+    def found(filters: Filters) -> set[str]:
+        return {h.chunk.doc_id for h in hybrid_search(store, hash_embedder, "cloud news", 10, where=filters.where())}
+
+    assert found(Filters()) == {"a", "b", "c"}
+    assert found(Filters(sources=["Kompas"])) == {"b", "c"}
+    assert found(Filters(since="2023-12-01")) == {"b"}
+    assert found(Filters(until="2023-11-30")) == {"a"}
+    assert found(Filters(doc_ids=["c", "a"], sources=["Kompas"])) == {"c"}
+
+
+def test_bad_filter_date_is_a_clear_error():
+    with pytest.raises(ValueError, match="since must be a date like 2023-12-31"):
+        Filters(since="last week")
