@@ -134,7 +134,9 @@ def document_from_record(record: dict, default_source: str) -> Document:
     body = clean_text(raw)
     if not body:
         raise InputError(default_source, "record has no \"text\" string (nothing left after cleaning)")
-    title = clean_text(str(record.get("title") or "")) or body.split("\n", 1)[0][:120]
+    # No title stays no title: a title made of the text's first words would repeat them in
+    # the lexical index and in every prompt. Displays fall back to rag.types.display_title.
+    title = clean_text(str(record.get("title") or ""))
     doc_id = str(record.get("id") or content_hash("text", body))
     lang = str(record.get("lang") or detect_lang(body))
     url = str(record.get("url") or "")

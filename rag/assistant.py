@@ -14,17 +14,19 @@ server the local llama.cpp server is started on the first question and stopped b
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
 
-from rag.citations import content_words, is_refusal, verify_citations
+from rag.citations import is_refusal, verify_citations
+from rag.condense import condense
 from rag.embeddings import Embedder, make_embedder
 from rag.errors import EmptyCollectionError
 from rag.lang import detect_lang
 from rag.llm import Message, OpenAIChat
-from rag.prompt import build_messages, condense_messages, select_sources
+from rag.prompt import build_messages, select_sources
 from rag.retrieval import hybrid_search
 from rag.settings import Settings
 from rag.store import ChromaStore, DocumentInfo
@@ -61,38 +63,52 @@ class Assistant:
         self._store = store
         self._llm = llm
         self._server: LocalLlamaServer | None = None
+        # Several threads (web sessions) may ask at once; each component is created once.
+        # Two locks: listing documents must not wait for the local LLM server to start.
+        self._store_lock = threading.RLock()
+        self._llm_lock = threading.Lock()
 
     # -- components ------------------------------------------------------------------
 
     @property
     def embedder(self) -> Embedder:
-        if self._embedder is None:
-            self._embedder = make_embedder(self.settings)
-        return self._embedder
+        with self._store_lock:
+            if self._embedder is None:
+                self._embedder = make_embedder(self.settings)
+            return self._embedder
 
     @property
     def store(self) -> ChromaStore:
-        if self._store is None:
-            self._store = ChromaStore.from_settings(self.settings, self.embedder.model_id)
-        return self._store
+        with self._store_lock:
+            if self._store is None:
+                self._store = ChromaStore.from_settings(self.settings, self.embedder.model_id)
+            return self._store
 
     @property
     def llm(self) -> OpenAIChat:
         """The chat model; starts the local server on first use when none is configured."""
-        if self._llm is None:
-            s = self.settings
-            if s.local_llm:
-                from rag.local_llm import MODEL_NAME, LocalLlamaServer, ensure_model
+        with self._llm_lock:
+            if self._llm is None:
+                self._llm = self._make_llm()
+            return self._llm
 
-                model_path = ensure_model(s.data_dir / "models")
-                (s.data_dir / "logs").mkdir(parents=True, exist_ok=True)
-                self._server = LocalLlamaServer(model_path, threads=s.llm_threads,
-                                                context_tokens=s.llm_context_tokens,
-                                                log_path=s.data_dir / "logs" / "llama-server.log").start()
-                self._llm = OpenAIChat(MODEL_NAME, self._server.base_url, timeout_s=s.llm_timeout_s)
-            else:
-                self._llm = OpenAIChat(s.llm_model, s.llm_base_url, s.llm_api_key, timeout_s=s.llm_timeout_s)
-        return self._llm
+    def _make_llm(self) -> OpenAIChat:
+        s = self.settings
+        if not s.local_llm:
+            return OpenAIChat(s.llm_model, s.llm_base_url, s.llm_api_key, timeout_s=s.llm_timeout_s)
+        from rag.local_llm import MODEL_NAME, LocalLlamaServer, ensure_model
+
+        model_path = ensure_model(s.models_dir)
+        (s.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self._server = LocalLlamaServer(model_path, threads=s.llm_threads, context_tokens=s.llm_context_tokens,
+                                        log_path=s.data_dir / "logs" / "llama-server.log").start()
+        return OpenAIChat(MODEL_NAME, self._server.base_url, timeout_s=s.llm_timeout_s)
+
+    def warm_up(self, llm: bool = True) -> None:
+        """Create the store and embedder (and start the LLM) now rather than on the first question."""
+        _ = self.store
+        if llm:
+            _ = self.llm
 
     def describe_llm(self) -> str:
         """Which LLM answers, without starting anything."""
@@ -126,6 +142,8 @@ class Assistant:
             "collection": s.collection,
             "embedding_model": self.embedder.model_id,
             "llm": self.describe_llm(),
+            "llm_local": s.local_llm,
+            "embedding_local": s.local_embeddings,
             "store": f"chroma server {s.chroma_host}:{s.chroma_port}" if s.chroma_host else str(s.data_dir / "chroma"),
             "data_dir": str(s.data_dir),
         }
@@ -139,19 +157,8 @@ class Assistant:
                              lang=detect_lang(query))
 
     def condense(self, question: str, history: Sequence[Message]) -> str:
-        """A follow-up rewritten by the LLM as a standalone question (the question itself without history).
-
-        Small models sometimes drop what the follow-up adds ("and public cloud?" becomes
-        the previous question); then the follow-up is appended so retrieval still sees it.
-        """
-        if not any(t.get("role") == "user" for t in history):
-            return question
-        rewritten = self.llm.complete(condense_messages(question, history), max_tokens=64)
-        rewritten = " ".join(rewritten.strip().split("\n")[0].removeprefix("Standalone:").strip().strip('"').split())
-        if not rewritten or len(rewritten) > 4 * len(question) + 200:
-            return question
-        missing = set(content_words(question)) - set(content_words(rewritten))
-        return f"{rewritten} {question}" if missing else rewritten
+        """A follow-up rewritten as a standalone question (see :mod:`rag.condense`)."""
+        return condense(question, history, self.llm)
 
     def prepare(self, question: str, history: Sequence[Message] | None = None, top_k: int | None = None,
                 filters: Filters | None = None) -> Prepared:
@@ -229,10 +236,11 @@ class Assistant:
 
     def close(self) -> None:
         """Stop the local LLM server if this assistant started one."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-            self._llm = None
+        with self._llm_lock:
+            if self._server is not None:
+                self._server.stop()
+                self._server = None
+                self._llm = None
 
     def __enter__(self) -> "Assistant":
         return self

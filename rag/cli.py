@@ -32,6 +32,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _print_sources(answer: Any) -> None:
+    from rag.types import display_title
+
     cited = {c.number for c in answer.citations}
     if not answer.sources:
         return
@@ -40,7 +42,7 @@ def _print_sources(answer: Any) -> None:
         c = hit.chunk
         mark = "*" if n in cited else " "
         where = c.url or c.source
-        print(f" {mark}[{n}] {c.title} — {where} (score {hit.score:.2f})")
+        print(f" {mark}[{n}] {display_title(c.title, c.text)} — {where}")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -114,7 +116,7 @@ def cmd_serve_llm(args: argparse.Namespace) -> int:
     from rag.local_llm import LocalLlamaServer, ensure_model
 
     settings = _settings(args)
-    model = ensure_model(settings.data_dir / "models")
+    model = ensure_model(settings.models_dir)
     server = LocalLlamaServer(model, port=args.port or settings.llm_port, threads=settings.llm_threads,
                               context_tokens=settings.llm_context_tokens)
     with server:

@@ -70,8 +70,9 @@ def _neutralise(text: str) -> str:
 
 def format_source(n: int, hit: Hit) -> str:
     c = hit.chunk
-    date = f"\nDate: {c.published[:10]}" if c.published else ""
-    return render("source", n=n, title=_neutralise(c.title), date=date, text=_neutralise(c.text)).strip()
+    header = f"Title: {_neutralise(c.title)}\n" if c.title else ""
+    header += f"Date: {c.published[:10]}\n" if c.published else ""
+    return render("source", n=n, header=header, text=_neutralise(c.text)).strip()
 
 
 def select_sources(hits: Sequence[Hit], budget_tokens: int, per_doc: int = 3) -> list[Hit]:

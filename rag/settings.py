@@ -43,6 +43,7 @@ class Settings:
     llm_threads: int = 0
     llm_context_tokens: int = 4096
     llm_port: int = 8765
+    model_dir: Path | None = None
 
     chunk_tokens: int = 200
     chunk_overlap: int = 40
@@ -52,6 +53,9 @@ class Settings:
     max_answer_tokens: int = 256
     temperature: float = 0.1
     max_file_mb: float = 20.0
+
+    ui_user: str = ""
+    ui_password: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         positive = ("chunk_tokens", "top_k", "per_doc", "context_tokens", "max_answer_tokens", "embed_batch_size",
@@ -73,6 +77,11 @@ class Settings:
             )
         if not self.collection.strip():
             raise ConfigError("collection must not be empty.")
+
+    @property
+    def models_dir(self) -> Path:
+        """Where the local model is assembled: ``model_dir``, or ``models/`` in the data directory."""
+        return self.model_dir or self.data_dir / "models"
 
     @property
     def local_llm(self) -> bool:
@@ -100,8 +109,9 @@ class Settings:
                 continue
             values[name] = _convert(name, var, raw, types[name])
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if isinstance(values.get("data_dir"), str):
-            values["data_dir"] = Path(values["data_dir"])
+        for name in ("data_dir", "model_dir"):
+            if isinstance(values.get(name), str):
+                values[name] = Path(values[name])
         return cls(**values)
 
 
@@ -115,7 +125,7 @@ def _convert(name: str, var: str, raw: str, typ: Any) -> Any:
     except ValueError:
         kind = "a whole number" if typ == "int" else "a number"
         raise ConfigError(f"{var} must be {kind}. Currently, {var} is {raw!r}.") from None
-    if typ == "Path":
+    if "Path" in typ:
         return Path(raw).expanduser()
     return raw
 
@@ -137,6 +147,7 @@ ENV: dict[str, str] = {
     "llm_threads": "KABAR_LLM_THREADS",
     "llm_context_tokens": "KABAR_LLM_CONTEXT",
     "llm_port": "KABAR_LLM_PORT",
+    "model_dir": "KABAR_MODEL_DIR",
     "chunk_tokens": "KABAR_CHUNK_TOKENS",
     "chunk_overlap": "KABAR_CHUNK_OVERLAP",
     "top_k": "KABAR_TOP_K",
@@ -145,4 +156,6 @@ ENV: dict[str, str] = {
     "max_answer_tokens": "KABAR_MAX_ANSWER_TOKENS",
     "temperature": "KABAR_TEMPERATURE",
     "max_file_mb": "KABAR_MAX_FILE_MB",
+    "ui_user": "KABAR_UI_USER",
+    "ui_password": "KABAR_UI_PASSWORD",
 }

@@ -18,6 +18,11 @@ def short(text: str, width: int = 60) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+def display_title(title: str, text: str) -> str:
+    """A title to show: the article's own, else the start of its text."""
+    return title or short(text, 80)
+
+
 def content_hash(*parts: str) -> str:
     """A stable 16-hex-digit hash of the given strings."""
     h = hashlib.sha256()

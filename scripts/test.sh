@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh "local,test"
+scripts/install-browser.sh
 .venv/bin/ruff check rag ingest ui eval tests
 set +e
 .venv/bin/python -m pytest "$@"

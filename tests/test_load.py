@@ -15,7 +15,7 @@ import pytest
 
 from ingest.load import expand_paths, load_file
 from rag.errors import InputError
-from rag.types import Document, content_hash
+from rag.types import Document, content_hash, display_title
 
 MB = 1_000_000
 ARTICLE = "Jin Li Pimpin Unit Hybrid Cloud\n\nHangzhou, Desember 2023\n\nJin Li dipercaya memimpin unit hybrid cloud.\n"
@@ -94,7 +94,8 @@ def test_jsonl_corpus_format(tmp_path: Path) -> None:
         "alibaba", "Alibaba reshuffle", "Jin Li memimpin unit hybrid cloud.", "id", "https://example.com/alibaba",
         "2023-12-05", "Leifeng")
     assert minimal.text == "The company said AWS will invest in Indonesia."
-    assert minimal.title  # derived from the text
+    assert minimal.title == ""  # no invented title: displays use display_title()
+    assert display_title(minimal.title, minimal.text) == "The company said AWS will invest in Indonesia."
     assert minimal.id == content_hash("text", minimal.text)
     assert minimal.lang == "en"
     assert minimal.source == f"{path}:2"
@@ -255,7 +256,7 @@ def test_folder_recursion_skips_hidden_and_counts_unsupported(tmp_path: Path) ->
 
     docs, errors = load_all([root])
     assert errors == []
-    assert sorted(d.title for d in docs) == ["Deep", "From JSONL.", "Top"]
+    assert sorted(d.title for d in docs) == ["", "Deep", "Top"]
 
 
 def test_folder_with_uppercase_suffix(tmp_path: Path) -> None:

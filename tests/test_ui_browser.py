@@ -1,0 +1,203 @@
+"""End to end: the chat page in headless Chromium, over the real embedder and local model.
+
+The app is built and served exactly as ``kabar ui`` does (on a free port), with the sample
+articles ingested; Playwright drives Debian's /usr/bin/chromium (never a browser download:
+``scripts/install-browser.sh`` installs both). Screenshots and the measured timings are
+kept in ``artifacts/`` at the repository root.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from rag.assistant import Assistant
+from rag.settings import Settings
+from tests.conftest import ALIBABA, ROOT, SAMPLE_ARTICLES
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = ROOT / "artifacts"
+# A 1.5B model on a few shared CPU cores: prefill of a ~2,000-token prompt can take a minute.
+ANSWER_TIMEOUT_MS = 300_000
+ALIBABA_TITLE = ALIBABA.read_text(encoding="utf-8").splitlines()[0]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="Python package playwright is not installed; "
+                                                             "run scripts/install-browser.sh")
+pytestmark = [
+    pytest.mark.llm,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing; run scripts/install-browser.sh"),
+]
+
+NEW_ARTICLE = """Selat Hijau Launches Electric Ferry Kerapu-9
+
+Merak, 3 March 2024
+
+PT Selat Hijau, a ferry operator in the Sunda Strait, launched its first battery-electric ferry, the Kerapu-9,
+on Sunday. The ferry was built in Batam by the shipyard Galangan Prima and carries 320 passengers.
+
+Chief executive Ratna Widjaja said the company plans to replace four diesel ferries by 2027.
+"""
+NEW_TITLE = NEW_ARTICLE.splitlines()[0]
+
+BOT_TEXT = """() => {
+  const bots = document.querySelectorAll('#kabar-chat [data-testid="bot"]');
+  return bots.length ? bots[0].innerText.trim() : '';
+}"""
+
+timings: dict[str, Any] = {}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, e5: Any, local_llm: Any) -> Iterator[str]:
+    from ui.app import build_app, serve
+
+    settings = Settings(data_dir=tmp_path_factory.mktemp("ui-browser") / "kabar-data")
+    kabar = Assistant(settings, embedder=e5, llm=local_llm)
+    kabar.ingest([SAMPLE_ARTICLES])
+    app = build_app(kabar)
+    url = serve(app, "127.0.0.1", free_port())
+    yield url
+    app.close()
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "ui-timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    yield page
+    context.close()
+
+
+@contextmanager
+def screenshot_on_failure(page: Any, name: str) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"ui-failed-{name}.png"), full_page=True)
+        raise
+
+
+def open_page(page: Any, url: str) -> float:
+    """Load the app; seconds until it is usable (the question box is there)."""
+    started = time.perf_counter()
+    page.goto(url)
+    page.wait_for_selector("#kabar-question textarea")
+    return time.perf_counter() - started
+
+
+def ask(page: Any, question: str) -> tuple[float, float, str]:
+    """Ask in the chat; returns (when clicked, seconds to the first streamed text, that text)."""
+    page.fill("#kabar-question textarea", question)
+    started = time.perf_counter()
+    page.click("#kabar-ask")
+    page.wait_for_function(f"() => ({BOT_TEXT})().length > 0", timeout=ANSWER_TIMEOUT_MS)
+    return started, time.perf_counter() - started, page.evaluate(BOT_TEXT)
+
+
+def wait_for_sources(page: Any) -> str:
+    page.wait_for_selector("#kabar-sources .kabar-source-list", timeout=ANSWER_TIMEOUT_MS)
+    page.wait_for_function("() => !document.querySelector('#kabar-question textarea').disabled",
+                           timeout=ANSWER_TIMEOUT_MS)
+    return str(page.inner_text("#kabar-sources"))
+
+
+def test_answer_streams_in_with_its_sources(served: str, page: Any, browser: Any) -> None:
+    with screenshot_on_failure(page, "chat"):
+        answer_streams_in_with_its_sources(served, page, browser)
+
+
+def answer_streams_in_with_its_sources(served: str, page: Any, browser: Any) -> None:
+    timings["page_load_s"] = round(open_page(page, served), 2)
+    clicked, ttft, first_seen = ask(page, "who leads hybrid cloud?")
+    timings["first_token_in_browser_s"] = round(ttft, 2)
+
+    # Another user opens the page while this answer is being written: it loads and is its own session.
+    other = browser.new_context(viewport={"width": 1200, "height": 900})
+    try:
+        other_page = other.new_page()
+        timings["page_load_while_answering_s"] = round(open_page(other_page, served), 2)
+        other_page.get_by_role("tab", name="Documents").click()
+        other_page.wait_for_function(
+            "() => document.querySelector('#kabar-documents').innerText.includes('Alibaba Rombak')")
+        assert other_page.locator("#kabar-chat [data-testid='user']").count() == 0
+    finally:
+        other.close()
+
+    panel = wait_for_sources(page)
+    timings["answer_complete_s"] = round(time.perf_counter() - clicked, 2)
+    # The API's own time to first token (in the panel's footer): the rest is the page's overhead.
+    api = re.search(r"([\d.]+)s to first token", panel)
+    assert api is not None
+    timings["first_token_in_api_s"] = float(api.group(1))
+    answer = page.evaluate(BOT_TEXT)
+    assert "Jin Li" in answer
+    assert len(answer) > len(first_seen)  # it arrived in pieces
+    assert ALIBABA_TITLE in panel and "★" in panel
+    assert "Traceback" not in page.content()
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-chat.png"), full_page=True)
+
+    page.click("#kabar-clear")
+    page.wait_for_function("() => !document.querySelector('#kabar-chat [data-testid=\"user\"]')")
+    assert "Sources appear here" in page.inner_text("#kabar-sources")
+
+
+def test_upload_an_article_then_ask_about_it(served: str, page: Any, tmp_path: Path) -> None:
+    with screenshot_on_failure(page, "upload"):
+        upload_an_article_then_ask_about_it(served, page, tmp_path)
+
+
+def upload_an_article_then_ask_about_it(served: str, page: Any, tmp_path: Path) -> None:
+    article = tmp_path / "selat-hijau-ferry-en.txt"
+    article.write_text(NEW_ARTICLE, encoding="utf-8")
+    bad = tmp_path / "scan.txt"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+
+    open_page(page, served)
+    page.get_by_role("tab", name="Documents").click()
+    page.wait_for_function("() => document.querySelector('#kabar-documents').innerText.includes('Alibaba Rombak')")
+    page.set_input_files("#kabar-upload input[type=file]", [str(article), str(bad)])
+    page.wait_for_function("() => document.querySelector('#kabar-doc-status').innerText.includes('Ingested')",
+                           timeout=120_000)
+    status = page.inner_text("#kabar-doc-status")
+    assert "Ingested 1 document(s) (1 new)" in status
+    assert "scan.txt: looks like a binary file" in status
+    page.wait_for_function(f"() => document.querySelector('#kabar-documents').innerText.includes({NEW_TITLE!r})")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-documents.png"), full_page=True)
+
+    page.get_by_role("tab", name="Chat").click()
+    _, ttft, _ = ask(page, "Who is the chief executive of PT Selat Hijau?")
+    timings["first_token_after_upload_s"] = round(ttft, 2)
+    panel = wait_for_sources(page)
+    assert "Ratna Widjaja" in page.evaluate(BOT_TEXT)
+    assert NEW_TITLE in panel
+    page.screenshot(path=str(ARTIFACTS / "ui-upload-answer.png"), full_page=True)

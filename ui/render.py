@@ -1,0 +1,238 @@
+"""Turning the Python API's results into what the page shows: Markdown, HTML, table rows.
+
+Pure functions with no Gradio import, so they are tested directly. Everything that comes
+from a document (titles, sources, passages) is data, never markup: it is HTML-escaped
+here, and Markdown-escaped where it goes into a chat message. The chat history the page
+keeps is converted back into the ``{"role", "content"}`` list the API takes.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import PurePath
+from typing import Any
+
+from rag.store import DocumentInfo
+from rag.types import Answer, Hit
+
+#: Starts every error message in the chat; such messages are left out of the history.
+ERROR_MARK = "⚠️"
+#: The collapsed "Sources" message under each answer carries this metadata title prefix.
+SOURCES_TITLE = "Sources"
+
+EMPTY_SOURCES = (
+    '<div class="kabar-sources"><p class="kabar-muted">Sources appear here after each answer: the passages '
+    "the answer was written from, numbered as in the text, the cited ones marked ★.</p></div>"
+)
+WORKING_SOURCES = '<div class="kabar-sources"><p class="kabar-muted">Searching the articles and writing…</p></div>'
+
+DOCUMENT_HEADERS = ["Title", "Source", "Chunks", "Ingested", "ID"]
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$&])")
+_MESSAGE_SPECIAL = re.compile(r"([\\*_\[\]<>~$&|])")
+
+
+# -- chat history -------------------------------------------------------------------------
+
+
+def message_text(message: dict[str, Any]) -> str:
+    """A chat message's text, whether the content is a string or Gradio's list of parts."""
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        content = [content]
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if isinstance(part, str):
+                parts.append(part)
+            elif isinstance(part, dict) and part.get("type", "text") == "text" and isinstance(part.get("text"), str):
+                parts.append(part["text"])
+        return "".join(parts)
+    return ""
+
+
+def is_error(message: dict[str, Any]) -> bool:
+    return message.get("role") == "assistant" and message_text(message).startswith(ERROR_MARK)
+
+
+def is_annotation(message: dict[str, Any]) -> bool:
+    """A message the page adds for the reader (sources, notes), not part of the conversation."""
+    metadata = message.get("metadata") or {}
+    return bool(metadata.get("title"))
+
+
+def api_history(chat: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """The conversation as the API takes it: questions and answers only.
+
+    Source lists and error messages are the page's, not the conversation's; a question that
+    only got an error is dropped with it, so a retry does not see it twice.
+    """
+    history: list[dict[str, str]] = []
+    for message in chat:
+        role = message.get("role")
+        if role not in ("user", "assistant") or is_annotation(message):
+            continue
+        if is_error(message):
+            if history and history[-1]["role"] == "user":
+                history.pop()
+            continue
+        text = message_text(message).strip()
+        if text:
+            history.append({"role": str(role), "content": text})
+    return history
+
+
+def error_message(problem: str) -> dict[str, str]:
+    """An assistant message that says what went wrong (escaped: it may name a file)."""
+    return {"role": "assistant", "content": f"{ERROR_MARK} **Could not answer:** {message_escape(problem)}"}
+
+
+# -- sources ------------------------------------------------------------------------------
+
+
+def md_escape(text: str) -> str:
+    """``text`` shown literally in Markdown: no tags, links, emphasis or maths from data."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def message_escape(text: str) -> str:
+    """Kabar's own messages in Markdown: no tags, links or emphasis from a file name in them,
+    while URLs stay links and `commands` stay code."""
+    return _MESSAGE_SPECIAL.sub(r"\\\1", text)
+
+
+def _where(hit: Hit) -> tuple[str, str]:
+    """(shown text, link or "") for a source: its URL if it has one, else the file name."""
+    c = hit.chunk
+    url = c.url or (c.source if c.source.startswith(("http://", "https://")) else "")
+    if url.startswith(("http://", "https://")):
+        return url, url
+    return source_label(c.source), ""
+
+
+def source_label(source: str) -> str:
+    """A short name for where a document came from: a file's name, else the source as is."""
+    if "/" in source or "\\" in source:
+        path, _, line = source.partition(".jsonl:")
+        if line:  # a corpus record: "file.jsonl:12"
+            return f"{PurePath(path).name}.jsonl:{line}"
+        return PurePath(source).name or source
+    return source
+
+
+def _cited(answer: Answer) -> set[int]:
+    return {c.number for c in answer.citations}
+
+
+def _unsupported(answer: Answer) -> set[int]:
+    """Cited sources whose passage Kabar could not match to the sentence citing them."""
+    return {c.number for c in answer.citations if not getattr(c, "verified", True)}
+
+
+def sources_html(answer: Answer) -> str:
+    """The sources panel for one answer: numbered as in the text, cited ones marked ★."""
+    if not answer.sources:
+        return '<div class="kabar-sources"><p class="kabar-muted">No passages were retrieved for this answer.</p></div>'
+    cited, unsupported = _cited(answer), _unsupported(answer)
+    items = []
+    for n, hit in enumerate(answer.sources, start=1):
+        c = hit.chunk
+        shown, link = _where(hit)
+        where = (f'<a href="{html.escape(link, quote=True)}" target="_blank" rel="noopener noreferrer">'
+                 f"{html.escape(shown)}</a>" if link else
+                 f'<span title="{html.escape(c.source, quote=True)}">{html.escape(shown)}</span>')
+        mark = ""
+        if n in unsupported:
+            mark = ('<span class="kabar-star kabar-unsupported" title="cited, but this passage does not seem '
+                    'to support the sentence">☆ cited, unconfirmed</span> ')
+        elif n in cited:
+            mark = '<span class="kabar-star" title="cited in the answer">★</span> '
+        items.append(
+            f'<li class="kabar-source{" kabar-cited" if n in cited else ""}" data-n="{n}">'
+            f'<div class="kabar-source-head"><span class="kabar-num">[{n}]</span> {mark}'
+            f'<span class="kabar-title">{html.escape(c.title or "(untitled)")}</span></div>'
+            f'<div class="kabar-where">{where}</div>'
+            f'<div class="kabar-passage">{_paragraphs(c.text)}</div></li>'
+        )
+    summary = (f"{len(cited)} of {len(answer.sources)} cited" if cited else
+               f"{len(answer.sources)} passages, none cited")
+    query = getattr(answer, "query", "")
+    searched = (f'<p class="kabar-muted kabar-query">Searched for: {html.escape(query)}</p>'
+                if query and query != answer.question else "")
+    notes = "".join(f"<li>{html.escape(flag)}</li>" for flag in getattr(answer, "flags", []) or [])
+    notes = f'<ul class="kabar-muted kabar-flags">{notes}</ul>' if notes else ""
+    t = answer.timings
+    footer = (f'<p class="kabar-muted kabar-timing">{t.first_token_s:.1f}s to first token, {t.total_s:.1f}s in all'
+              f"{' · ' + html.escape(answer.model) if answer.model else ''}</p>")
+    return (f'<div class="kabar-sources"><h3>Sources <span class="kabar-muted">({summary})</span></h3>{searched}'
+            f'<ol class="kabar-source-list">{"".join(items)}</ol>{notes}{footer}</div>')
+
+
+def _paragraphs(text: str) -> str:
+    """A passage as escaped HTML paragraphs: blank lines separate them, line breaks inside are spaces."""
+    paragraphs = (" ".join(p.split()) for p in re.split(r"\n\s*\n", text))
+    return "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs if p)
+
+
+def sources_message(answer: Answer) -> dict[str, Any] | None:
+    """A collapsed chat message under the answer listing its sources; None without sources."""
+    if not answer.sources:
+        return None
+    cited, unsupported = _cited(answer), _unsupported(answer)
+    lines = []
+    for n, hit in enumerate(answer.sources, start=1):
+        c = hit.chunk
+        shown, link = _where(hit)
+        where = f"[{md_escape(shown)}]({link})" if link else md_escape(shown)
+        title = md_escape(c.title or "(untitled)")
+        if n in unsupported:
+            head = f"**\\[{n}\\] ☆ {title}** (cited, unconfirmed)"
+        elif n in cited:
+            head = f"**\\[{n}\\] ★ {title}**"
+        else:
+            head = f"\\[{n}\\] {title}"
+        passage = " ".join(c.text.split())
+        lines.append(f"{head} — {where}\n\n> {md_escape(passage)}")
+    label = f"{SOURCES_TITLE}: " + (", ".join(f"[{n}]" for n in sorted(cited)) + " cited" if cited else "none cited")
+    return {"role": "assistant", "content": "\n\n".join(lines), "metadata": {"title": label, "status": "done"}}
+
+
+# -- documents and settings ---------------------------------------------------------------
+
+
+def document_rows(docs: Iterable[DocumentInfo]) -> list[list[Any]]:
+    """Rows of the documents table, in :data:`DOCUMENT_HEADERS` order."""
+    return [[d.title, source_label(d.source), d.chunks, _when(d.ingested_at), d.doc_id] for d in docs]
+
+
+def document_choices(docs: Iterable[DocumentInfo]) -> list[tuple[str, str]]:
+    """(label, doc_id) pairs for the delete picker."""
+    return [(f"{d.title or '(untitled)'} — {source_label(d.source)}", d.doc_id) for d in docs]
+
+
+def _when(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(timestamp)) if timestamp else ""
+
+
+def models_markdown(info: dict[str, Any], local_embeddings: bool, local_llm: bool) -> str:
+    """What answers and what embeds, local or remote, and what is stored (a Markdown table)."""
+    llm = str(info.get("llm", ""))
+    llm = llm.removeprefix("local: ") if local_llm else llm
+    rows = [
+        ("LLM", f"{'local' if local_llm else 'remote'} — {_code(llm)}"),
+        ("Embedding model", f"{'local (in-process)' if local_embeddings else 'remote'} — "
+                            f"{_code(str(info.get('embedding_model', '')))}"),
+        ("Store", f"{_code(str(info.get('store', '')))}, collection {_code(str(info.get('collection', '')))}"),
+        ("Stored", f"{info.get('documents', 0)} documents, {info.get('chunks', 0)} chunks"),
+    ]
+    return "\n".join(f"- **{k}:** {v}" for k, v in rows)
+
+
+def _code(text: str) -> str:
+    """``text`` as a Markdown code span (shown literally)."""
+    return "`" + text.replace("`", "'") + "`"
