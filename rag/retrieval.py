@@ -5,7 +5,9 @@ rank fusion (RRF: ``sum 1 / (k + rank)``), which needs no score calibration betw
 cosine similarities and BM25. A third, small ranking favours candidates that contain the
 names the question mentions (capitalised words such as "Huawei" or "Jin Li"): names are
 what an English question and an Indonesian article share, and neither the embedding nor
-BM25 weighs them above common words like "cloud". Filters (``where``, Chroma's metadata
+BM25 weighs them above common words like "cloud". For a follow-up, a fourth ranking keeps
+the conversation's topic: articles naming what the previous turn named ("Jin Li leads
+hybrid cloud" before "and public cloud?") rise over other companies' cloud news. Filters (``where``, Chroma's metadata
 syntax) apply to both searches. Does not rerank with a cross-encoder.
 """
 
@@ -29,6 +31,20 @@ def query_names(query: str) -> set[str]:
     return {m.group(0).lower().strip(".,") for m in _NAME.finditer(query.strip())} - {""}
 
 
+_MULTIWORD_NAME = re.compile(r"\b[A-Z][\w&-]*(?:\s+[A-Z][\w&-]*)+")
+_CITATION = re.compile(r"\[\d+\]")
+
+
+def topic_names(text: str) -> set[str]:
+    """Names in the conversation so far: as :func:`query_names`, plus multi-word names even at
+    the start of a sentence ("Jin Li leads..."), without citation markers or bare numbers."""
+    text = _CITATION.sub(" ", text)
+    names = {n for n in query_names(text) if not n[0].isdigit()}
+    for m in _MULTIWORD_NAME.finditer(text):
+        names.update(w.lower() for w in m.group(0).split())
+    return names
+
+
 def name_ranking(hits: Sequence[Hit], names: set[str]) -> list[str]:
     """Chunk ids ordered by how many of ``names`` they contain (those with none left out)."""
     if not names:
@@ -42,6 +58,22 @@ def name_ranking(hits: Sequence[Hit], names: set[str]) -> list[str]:
     return [cid for _, _, cid in sorted(counts)]
 
 
+def topic_ranking(hits: Sequence[Hit], names: set[str]) -> list[str]:
+    """Chunk ids of the documents that contain ``names``, documents with more of them first.
+
+    A document counts by its best candidate chunk, so every candidate chunk of an article
+    about the conversation's subject rises, not only the chunk that repeats the names.
+    """
+    if not names:
+        return []
+    best: dict[str, int] = {}
+    for h in hits:
+        words = {w.lower() for w in _WORD.findall(h.chunk.title + " " + h.chunk.text)}
+        best[h.chunk.doc_id] = max(best.get(h.chunk.doc_id, 0), len(names & words))
+    ranked = sorted((-best[h.chunk.doc_id], i, h.chunk.id) for i, h in enumerate(hits) if best[h.chunk.doc_id])
+    return [cid for _, _, cid in ranked]
+
+
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> dict[str, float]:
     """Fused score of every id over several best-first rankings."""
     scores: dict[str, float] = {}
@@ -52,8 +84,11 @@ def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = RRF_K) ->
 
 
 def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, candidates: int = 30,
-                  where: dict[str, Any] | None = None, lang: str = "") -> list[Hit]:
-    """The ``k`` best chunks for ``query`` by RRF over dense and lexical candidates."""
+                  where: dict[str, Any] | None = None, lang: str = "", topic: str = "") -> list[Hit]:
+    """The ``k`` best chunks for ``query`` by RRF over dense and lexical candidates.
+
+    ``topic`` is the text of the conversation so far, for follow-ups (see the module doc).
+    """
     n = max(k, candidates)
     dense = store.query(embedder.embed_query(query), n, where)
     lexical = store.lexical_query(query, n, where, lang)
@@ -66,7 +101,11 @@ def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, ca
     for h in lexical:
         hit = by_id.setdefault(h.chunk.id, Hit(h.chunk, 0.0))
         hit.lexical_score = h.score
-    rankings.append(name_ranking(list(by_id.values()), query_names(query)))
+    pool = list(by_id.values())
+    names = query_names(query)
+    rankings.append(name_ranking(pool, names))
+    if topic:
+        rankings.append(topic_ranking(pool, topic_names(topic) - names))
     fused = reciprocal_rank_fusion(rankings)
     ranked = sorted(by_id.values(), key=lambda h: -fused[h.chunk.id])[:k]
     for h in ranked:

@@ -50,6 +50,7 @@ class Settings:
     top_k: int = 8
     per_doc: int = 3
     context_tokens: int = 2000
+    answer_history: int = 0
     max_answer_tokens: int = 256
     temperature: float = 0.1
     max_file_mb: float = 20.0
@@ -71,6 +72,8 @@ class Settings:
             )
         if not 0.0 <= self.temperature <= 2.0:
             raise ConfigError(f"temperature must be between 0 and 2. Currently, temperature is {self.temperature}.")
+        if self.answer_history < 0:
+            raise ConfigError(f"answer_history must be 0 or more. Currently, answer_history is {self.answer_history}.")
         if self.llm_threads < 0:
             raise ConfigError(
                 f"llm_threads must be 0 (all cores) or more. Currently, llm_threads is {self.llm_threads}."
@@ -153,6 +156,7 @@ ENV: dict[str, str] = {
     "top_k": "KABAR_TOP_K",
     "per_doc": "KABAR_PER_DOC",
     "context_tokens": "KABAR_CONTEXT_TOKENS",
+    "answer_history": "KABAR_ANSWER_HISTORY",
     "max_answer_tokens": "KABAR_MAX_ANSWER_TOKENS",
     "temperature": "KABAR_TEMPERATURE",
     "max_file_mb": "KABAR_MAX_FILE_MB",

@@ -34,7 +34,11 @@ def test_streaming_yields_text_before_the_final_answer(kabar):
     events = list(kabar.stream("Siapa yang memimpin divisi cloud publik Alibaba?"))
     *pieces, answer = events
     assert pieces and all(isinstance(p, str) for p in pieces)
-    assert "".join(pieces).strip() == answer.text
+    streamed = "".join(pieces).strip()
+    if answer.flags:  # a repaired or added citation changes the final text, and says so
+        assert any("citation" in f for f in answer.flags) and answer.citations
+    else:
+        assert streamed == answer.text
     assert "Weiguang Liu" in answer.text
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from ingest.pipeline import ingest_documents
 from rag.lexical import LexicalIndex, analyze
-from rag.retrieval import hybrid_search, name_ranking, query_names, reciprocal_rank_fusion
+from rag.retrieval import hybrid_search, name_ranking, query_names, reciprocal_rank_fusion, topic_names, topic_ranking
 from rag.store import ChromaStore, lexical_path, make_client
 from rag.types import Chunk, Document, Filters, Hit
 
@@ -109,3 +109,30 @@ def test_filters_by_source_date_and_document(store, hash_embedder):
 def test_bad_filter_date_is_a_clear_error():
     with pytest.raises(ValueError, match="since must be a date like 2023-12-31"):
         Filters(since="last week")
+
+
+def test_topic_names_take_names_from_the_previous_answer_but_not_citations_or_numbers():
+    names = topic_names("who leads hybrid cloud? Jin Li leads hybrid cloud since 2023. [2]")
+    assert names == {"jin", "li"}
+
+
+def test_topic_ranking_lifts_every_candidate_chunk_of_the_conversation_article():
+    def h(cid: str, doc_id: str, text: str) -> Hit:
+        return Hit(Chunk(id=cid, doc_id=doc_id, text=text, title=doc_id, source=doc_id, position=0, start=0,
+                         end=len(text)), 0.0)
+    hits = [h("aws-0", "aws", "AWS leads public cloud revenue."),
+            h("ali-1", "alibaba", "Weiguang Liu will lead public cloud."),
+            h("ali-0", "alibaba", "Jin Li will lead hybrid cloud.")]
+    assert topic_ranking(hits, {"jin", "li"}) == ["ali-1", "ali-0"]
+    assert topic_ranking(hits, set()) == []
+
+
+def test_a_follow_up_retrieves_from_the_article_the_conversation_is_about(e5, tmp_path):
+    from rag.assistant import Assistant
+    from rag.settings import Settings
+    from tests.conftest import SAMPLE_ARTICLES
+    kabar = Assistant(Settings.from_env({"KABAR_DATA_DIR": str(tmp_path)}), embedder=e5)
+    kabar.ingest([SAMPLE_ARTICLES])
+    topic = "who leads hybrid cloud? Jin Li leads hybrid cloud. [2]"
+    first = kabar.retrieve("who leads public cloud?", 4, topic=topic)[0]
+    assert first.chunk.title.startswith("Alibaba")

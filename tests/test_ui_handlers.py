@@ -392,10 +392,7 @@ def test_follow_up_question_uses_the_conversation(settings: Settings, e5: Any, l
     chat, steps = ask(h, "and public cloud?", chat, top_k=4, temperature=0.0)
     assert not chat[4]["content"].startswith(render.ERROR_MARK)
     assert ALIBABA_TITLE in last_panel(steps)
-    if "Weiguang Liu" not in chat[4]["content"]:
-        # The page passed the conversation (see the test above); what the API makes of it is
-        # condensation's and the model's part.
-        pytest.xfail(f"the API answered the follow-up without Weiguang Liu: {chat[4]['content']!r}")
+    assert "Weiguang Liu" in chat[4]["content"], chat[4]["content"]
 
 
 def test_kabar_ui_serves_prints_the_url_and_stops_on_ctrl_c(isolated_env: Path) -> None:
