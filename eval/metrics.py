@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eval.dataset import Question
+from rag.citations import is_refusal
 
 if TYPE_CHECKING:
     from eval.results import QuestionResult
@@ -281,6 +282,33 @@ def refusal_scores(answerable: Sequence[bool], refused: Sequence[bool]) -> dict[
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"refusal_precision": precision, "refusal_recall": recall, "refusal_f1": f1,
             "refusal_rate": n_refused / len(refused) if refused else None}
+
+
+CURVE_THRESHOLDS = (0.0, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0)
+
+
+def refusal_curve(results: Sequence[QuestionResult],
+                  thresholds: Sequence[float] = CURVE_THRESHOLDS) -> list[dict[str, float | None]]:
+    """Refusal F1 against answer F1 as the grounding threshold (``KABAR_MIN_GROUNDING``) varies.
+
+    Replays each full answer: the model's own reply (``model_answer``) is kept when its
+    ``grounding`` reaches the threshold and declined otherwise; a reply that was itself a
+    refusal stays one. ``answer_f1`` is the mean token F1 over the answerable questions (a
+    refusal scores 0). Empty when the run has no answers with a grounding score.
+    """
+    rows = [r for r in results if not r.error and r.grounding is not None and r.model_answer is not None]
+    if not rows:
+        return []
+    curve = []
+    for t in thresholds:
+        refused = [is_refusal(r.model_answer or "") or (r.grounding or 0.0) < t for r in rows]
+        f1s = [0.0 if ref else (token_f1(strip_citations(r.model_answer or ""), r.gold_answers) or 0.0)
+               for r, ref in zip(rows, refused, strict=True) if r.answerable and r.gold_answers]
+        point: dict[str, float | None] = {"min_grounding": t}
+        point.update(refusal_scores([r.answerable for r in rows], refused))
+        point["answer_f1"] = _mean(f1s)
+        curve.append(point)
+    return curve
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -14,11 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from eval import metrics
 from eval.results import QuestionResult, Run
 
 RETRIEVAL_HEADLINE = ("hit@1", "hit@5", "hit@10", "recall@10", "mrr@10", "ndcg@10", "evidence_hit@10",
                       "context_doc_recall", "context_evidence_recall")
 ANSWER_HEADLINE = ("em", "f1", "contains", "citation_accuracy", "refusal_precision", "refusal_recall", "refusal_f1")
+CURVE_KEYS = ["min_grounding", "refusal_precision", "refusal_recall", "refusal_f1", "refusal_rate", "answer_f1"]
 COST_KEYS = ("context_tokens_p50", "context_tokens_p95", "retrieval_ms_p50", "retrieval_ms_p95", "ttft_ms_p50",
              "ttft_ms_p95", "latency_ms_p50", "latency_ms_p95", "tokens_in_mean", "tokens_out_mean")
 PLOTTED = ("hit@1", "hit@10", "mrr@10", "context_doc_recall", "context_evidence_recall", "contains", "f1",
@@ -145,6 +147,11 @@ def markdown_report(run: Run) -> str:
         lines += _md_table(["id", "question", "gold", "answer"],
                            [[r.id, _short(r.question, 80), " / ".join(r.gold_answers) or "(refuse)",
                              _short(r.answer, 100)] for r in wrong[:MAX_LISTED]])
+        lines.append("")
+    curve = metrics.refusal_curve(run.results)
+    if curve and overall.get("n_unanswerable"):
+        lines += ["## Refusal trade-off (KABAR_MIN_GROUNDING replayed)", ""]
+        lines += _md_table(CURVE_KEYS, [[fmt(p[k]) for k in CURVE_KEYS] for p in curve])
         lines.append("")
     errors = [r for r in run.results if r.error]
     if errors:
@@ -338,6 +345,10 @@ def html_report(run: Run) -> str:
         body.append(_html_table(["id", "question", "gold", "answer"],
                                 [[r.id, r.question, " / ".join(r.gold_answers) or "(refuse)", r.answer or ""]
                                  for r in wrong[:MAX_LISTED]], numeric_from=99))
+    curve = metrics.refusal_curve(run.results)
+    if curve and overall.get("n_unanswerable"):
+        body.append("<h2>Refusal trade-off (KABAR_MIN_GROUNDING replayed)</h2>"
+                    + _html_table(CURVE_KEYS, [[p[k] for k in CURVE_KEYS] for p in curve]))
     errors = [r for r in run.results if r.error]
     if errors:
         body.append(f"<h2>Errors ({len(errors)})</h2><ul>"

@@ -67,6 +67,9 @@ class QuestionResult:
     gold_evidence: list[str] = field(default_factory=list)
     answer: str | None = None
     refused: bool | None = None
+    grounding: float | None = None
+    model_answer: str | None = None
+    flags: list[str] = field(default_factory=list)
     citations: list[CitationRef] = field(default_factory=list)
     hits: list[ChunkRef] = field(default_factory=list)
     sources: list[ChunkRef] = field(default_factory=list)
@@ -89,7 +92,8 @@ class QuestionResult:
             "id": self.id, "question": self.question, "lang": self.lang, "type": self.type,
             "answerable": self.answerable,
             "gold": {"answers": self.gold_answers, "doc_ids": self.gold_doc_ids, "evidence": self.gold_evidence},
-            "answer": self.answer, "refused": self.refused,
+            "answer": self.answer, "refused": self.refused, "grounding": self.grounding,
+            "model_answer": self.model_answer, "flags": self.flags,
             "citations": [asdict(c) for c in self.citations],
             "hits": [asdict(h) for h in self.hits],
             "sources": [asdict(s) for s in self.sources],
@@ -110,7 +114,9 @@ class QuestionResult:
             answerable=bool(d.get("answerable", True)),
             gold_answers=list(gold.get("answers") or []), gold_doc_ids=list(gold.get("doc_ids") or []),
             gold_evidence=list(gold.get("evidence") or []),
-            answer=d.get("answer"), refused=d.get("refused"),
+            answer=d.get("answer"), refused=d.get("refused"), grounding=d.get("grounding"),
+            model_answer=d.get("model_answer"),
+            flags=list(d.get("flags") or []),
             citations=[CitationRef(**c) for c in d.get("citations") or []],
             hits=[ChunkRef(**h) for h in d.get("hits") or []],
             sources=[ChunkRef(**s) for s in d.get("sources") or []],

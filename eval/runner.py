@@ -221,6 +221,8 @@ def run_question(assistant: Assistant, q: Question, answers: bool, judge: Judge 
         id=q.id, question=q.question, lang=q.lang, type=q.type, answerable=q.answerable,
         gold_answers=q.answers, gold_doc_ids=q.doc_ids, gold_evidence=q.evidence,
         answer=outcome.answer, refused=answer.refused if answer else None,
+        grounding=answer.grounding if answer else None, model_answer=answer.model_text if answer else None,
+        flags=list(answer.flags) if answer else [],
         citations=[CitationRef(c.number, c.doc_id, c.chunk_id) for c in cited],
         hits=_refs(ranking), sources=_refs(sources), ranked_docs=ranked_docs,
         first_gold_rank=metrics.first_gold_rank(ranked_docs, q.doc_ids),

@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
 
-from rag.citations import is_refusal, verify_citations
+from rag.citations import grounding, is_refusal, verify_citations
 from rag.condense import condense
 from rag.embeddings import Embedder, make_embedder
 from rag.errors import EmptyCollectionError
 from rag.lang import detect_lang
 from rag.llm import Message, OpenAIChat
-from rag.prompt import build_messages, select_sources
+from rag.prompt import build_messages, refusal_text, select_sources
 from rag.retrieval import hybrid_search
 from rag.settings import Settings
 from rag.store import ChromaStore, DocumentInfo
@@ -215,6 +215,13 @@ class Assistant:
             yield item
         raw = "".join(parts).strip()
         text, citations, flags = verify_citations(raw, prep.sources)
+        refused = is_refusal(text)
+        grounded = 0.0 if refused else grounding(text, prep.query, prep.sources)
+        if not refused and grounded < self.settings.min_grounding:
+            # The model answered from its own memory, not from the articles: decline.
+            flags.append(f"declined: only {grounded:.0%} of the answer's key words are in the sources "
+                         f"(the model said: {text!r})")
+            text, citations, refused = refusal_text(prep.lang), [], True
         yield Answer(
             question=prep.question,
             text=text,
@@ -223,7 +230,9 @@ class Assistant:
             sources=prep.sources,
             usage=usage,
             timings=Timings(prep.retrieval_s, first_token_s, time.perf_counter() - started),
-            refused=is_refusal(text),
+            refused=refused,
+            grounding=grounded,
+            model_text=raw,
             model=llm.model,
             query=prep.query,
             flags=flags,

@@ -70,6 +70,21 @@ def support(sentence: str, passage_vocabulary: frozenset[str]) -> float:
     return sum(bool(_forms(w) & passage_vocabulary) for w in words) / len(words)
 
 
+def grounding(answer: str, question: str, sources: Sequence[Hit]) -> float:
+    """Share of the answer's new content words (those not already in the question) that occur,
+    in some form, in the sources; 1.0 when the answer adds no word of its own.
+
+    An answer from the model's own memory ("Argentina won...") scores low: its key word is
+    in no source. Kabar declines such answers (``KABAR_MIN_GROUNDING``).
+    """
+    asked = _vocabulary(question)
+    new = [w for w in content_words(answer) if not _forms(w) & asked]
+    if not new:
+        return 1.0
+    vocabulary = _vocabulary(" ".join(h.chunk.title + " " + h.chunk.text for h in sources))
+    return sum(bool(_forms(w) & vocabulary) for w in new) / len(new)
+
+
 def _citation(n: int, hit: Hit, verified: bool) -> Citation:
     c = hit.chunk
     return Citation(number=n, doc_id=c.doc_id, title=c.title, source=c.source, text=c.text, chunk_id=c.id,

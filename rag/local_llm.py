@@ -122,6 +122,9 @@ class LocalLlamaServer:
             "--n_ctx", str(self.context_tokens),
             "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
             "--n_batch", "512",
+            # Several processes may share one server (``kabar serve-llm``): a new request must
+            # wait its turn, not cut off the answer being streamed (llama-cpp-python's default).
+            "--interrupt_requests", "False",
         ]
 
     def start(self) -> "LocalLlamaServer":

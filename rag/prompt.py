@@ -28,6 +28,11 @@ REFUSALS = {
     "id": "Saya tidak tahu: artikel-artikel ini tidak menyebutkannya.",
 }
 
+def refusal_text(lang: str) -> str:
+    """How Kabar declines, in the question's language."""
+    return REFUSALS.get(lang, REFUSALS["en"])
+
+
 @lru_cache(maxsize=None)
 def _template(name: str) -> Template:
     return Template((PROMPTS / f"{name}.txt").read_text(encoding="utf-8"))
@@ -81,7 +86,7 @@ def build_messages(question: str, sources: Sequence[Hit], lang: str,
                    history: Sequence[Message] | None = None) -> list[Message]:
     """System prompt, the given conversation turns, then the sources and the question."""
     language = LANGUAGES.get(lang, "English")
-    refusal = REFUSALS.get(lang, REFUSALS["en"])
+    refusal = refusal_text(lang)
     blocks = "\n\n".join(format_source(i, hit) for i, hit in enumerate(sources, start=1))
     messages: list[Message] = [{"role": "system", "content": render("system", language=language, refusal=refusal)}]
     for turn in history or []:

@@ -9,6 +9,11 @@ BM25 weighs them above common words like "cloud". For a follow-up, a fourth rank
 the conversation's topic: articles naming what the previous turn named ("Jin Li leads
 hybrid cloud" before "and public cloud?") rise over other companies' cloud news. Filters (``where``, Chroma's metadata
 syntax) apply to both searches. Does not rerank with a cross-encoder.
+
+Questions that name publications ("according to Fortune ... as reported by The Age") get,
+for each publication named, one more ranking: the same search restricted to that
+publication's articles. A question that compares two outlets needs an article from each;
+without this the better-matching outlet fills the prompt.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from rag.store import ChromaStore
 from rag.types import Hit
 
 RRF_K = 60
+# Candidates taken from each publication a question names.
+PER_PUBLICATION = 10
 
 _NAME = re.compile(r"(?<![.?!]\s)(?<!^)\b[A-Z][\w&-]*|\b[A-Z]{2,}\b|\b\d[\d.,]*\b")
 _WORD = re.compile(r"[^\W_]+")
@@ -74,6 +81,20 @@ def topic_ranking(hits: Sequence[Hit], names: set[str]) -> list[str]:
     return [cid for _, _, cid in ranked]
 
 
+def mentioned_publications(query: str, publications: dict[str, list[str]]) -> list[list[str]]:
+    """The source values of each publication named in ``query`` (whole words, case as written)."""
+    found = []
+    for name, sources in publications.items():
+        if re.search(r"(?<!\w)" + re.escape(name) + r"(?!\w)", query):
+            found.append(sources)
+    return found
+
+
+def _restrict(where: dict[str, Any] | None, sources: list[str]) -> dict[str, Any]:
+    only = {"source": {"$in": sources}}
+    return {"$and": [where, only]} if where else only
+
+
 def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> dict[str, float]:
     """Fused score of every id over several best-first rankings."""
     scores: dict[str, float] = {}
@@ -90,7 +111,8 @@ def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, ca
     ``topic`` is the text of the conversation so far, for follow-ups (see the module doc).
     """
     n = max(k, candidates)
-    dense = store.query(embedder.embed_query(query), n, where)
+    vector = embedder.embed_query(query)
+    dense = store.query(vector, n, where)
     lexical = store.lexical_query(query, n, where, lang)
     if not lexical:
         return [Hit(h.chunk, h.score, dense_score=h.score) for h in dense[:k]]
@@ -101,6 +123,17 @@ def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, ca
     for h in lexical:
         hit = by_id.setdefault(h.chunk.id, Hit(h.chunk, 0.0))
         hit.lexical_score = h.score
+    for sources in mentioned_publications(query, store.publications()):
+        outlet = _restrict(where, sources)
+        outlet_dense = store.query(vector, PER_PUBLICATION, outlet)
+        outlet_lexical = store.lexical_query(query, PER_PUBLICATION, outlet, lang)
+        for h in outlet_dense:
+            by_id.setdefault(h.chunk.id, Hit(h.chunk, 0.0)).dense_score = h.score
+        for h in outlet_lexical:
+            by_id.setdefault(h.chunk.id, Hit(h.chunk, 0.0)).lexical_score = h.score
+        outlet_scores = reciprocal_rank_fusion([[h.chunk.id for h in outlet_dense],
+                                                [h.chunk.id for h in outlet_lexical]])
+        rankings.append(sorted(outlet_scores, key=lambda cid: -outlet_scores[cid]))
     pool = list(by_id.values())
     names = query_names(query)
     rankings.append(name_ranking(pool, names))

@@ -51,6 +51,7 @@ class Settings:
     per_doc: int = 3
     context_tokens: int = 2000
     answer_history: int = 0
+    min_grounding: float = 0.5
     max_answer_tokens: int = 256
     temperature: float = 0.1
     max_file_mb: float = 20.0
@@ -72,6 +73,9 @@ class Settings:
             )
         if not 0.0 <= self.temperature <= 2.0:
             raise ConfigError(f"temperature must be between 0 and 2. Currently, temperature is {self.temperature}.")
+        if not 0.0 <= self.min_grounding <= 1.0:
+            raise ConfigError(
+                f"min_grounding must be between 0 and 1. Currently, min_grounding is {self.min_grounding}.")
         if self.answer_history < 0:
             raise ConfigError(f"answer_history must be 0 or more. Currently, answer_history is {self.answer_history}.")
         if self.llm_threads < 0:
@@ -157,6 +161,7 @@ ENV: dict[str, str] = {
     "per_doc": "KABAR_PER_DOC",
     "context_tokens": "KABAR_CONTEXT_TOKENS",
     "answer_history": "KABAR_ANSWER_HISTORY",
+    "min_grounding": "KABAR_MIN_GROUNDING",
     "max_answer_tokens": "KABAR_MAX_ANSWER_TOKENS",
     "temperature": "KABAR_TEMPERATURE",
     "max_file_mb": "KABAR_MAX_FILE_MB",

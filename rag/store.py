@@ -13,6 +13,7 @@ index whose revision or size disagrees with Chroma's is rebuilt when the store o
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -83,6 +84,7 @@ class ChromaStore:
                 f"or use another KABAR_COLLECTION or data directory"
             )
         self._revision = str((self._col.metadata or {}).get("revision", ""))
+        self._publications: tuple[str, dict[str, list[str]]] | None = None
         if lexical is not None and (lexical.revision != self._revision or lexical.count() != self.count()):
             lexical.rebuild(self.iter_chunks(), self._revision)
 
@@ -184,6 +186,30 @@ class ChromaStore:
                 else:
                     info.chunks += 1
         return sorted(infos.values(), key=lambda d: (-d.ingested_at, d.title))
+
+    def publications(self) -> dict[str, list[str]]:
+        """Publication names of the stored sources and the source values each stands for.
+
+        A source such as "The Independent - Sports" is known by its name before " - ", " | " or
+        ": " ("The Independent"). File paths and URLs are not publications. Computed once per
+        collection revision.
+        """
+        if self._publications is not None and self._publications[0] == self._revision:
+            return self._publications[1]
+        names: dict[str, set[str]] = {}
+        total = self.count()
+        for offset in range(0, total, 5000):
+            res = self._col.get(include=["metadatas"], limit=5000, offset=offset)
+            for meta in res["metadatas"] or []:
+                source = str(meta.get("source", ""))
+                if not source or "/" in source or "\\" in source:
+                    continue
+                name = re.split(r"\s+[-|]\s+|:\s+", source, maxsplit=1)[0].strip()
+                if len(name) >= 3:
+                    names.setdefault(name, set()).add(source)
+        found = {name: sorted(values) for name, values in names.items()}
+        self._publications = (self._revision, found)
+        return found
 
     def iter_chunks(self, page: int = 2000) -> Iterator[Chunk]:
         """Every stored chunk (no vectors), page by page."""

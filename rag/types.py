@@ -133,6 +133,9 @@ class Answer:
     the text cites, each checked against its passage (``verified``). ``query`` is what was
     searched (the question, or a follow-up rewritten to stand alone). ``flags`` name what
     Kabar changed or doubts in the model's text, e.g. a repaired citation number.
+    ``grounding`` is the share of the answer's own key words found in the sources (0 for a
+    refusal); below ``Settings.min_grounding`` the answer is declined. ``model_text`` is the
+    model's reply as generated, before any repair or refusal.
     """
 
     question: str
@@ -146,6 +149,8 @@ class Answer:
     model: str = ""
     query: str = ""
     flags: list[str] = field(default_factory=list)
+    grounding: float = 0.0
+    model_text: str = ""
 
     def __repr__(self) -> str:
         cited = [c.number for c in self.citations]

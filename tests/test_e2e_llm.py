@@ -89,3 +89,13 @@ def test_instructions_inside_an_article_change_nothing(tmp_path, e5, local_llm):
         assert in_prompt, "the hostile article must reach the prompt for this test to mean anything"
         assert "PWNED" not in answer.text.upper(), answer.text
         assert not answer.refused, answer.text
+
+
+def test_concurrent_requests_to_one_server_both_finish(local_llm):
+    """Processes sharing `kabar serve-llm` wait their turn instead of cutting each other off."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    ask = [{"role": "user", "content": "Write the numbers from one to twenty in words, separated by commas."}]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: local_llm.complete(ask, max_tokens=40), range(2)))
+    assert all(len(a.split(",")) >= 5 for a in answers), answers

@@ -23,6 +23,7 @@ from eval.metrics import (
     percentile,
     rank_documents,
     recall_at_k,
+    refusal_curve,
     refusal_scores,
     score_question,
     strip_citations,
@@ -283,3 +284,21 @@ def test_summarize_groups_by_language_and_type():
     assert s["by_lang"]["en"]["hit@1"] == 1.0 and s["by_lang"]["id"]["hit@1"] == 0.0
     assert s["by_type"]["unanswerable"]["n"] == 1 and s["by_type"]["unanswerable"]["hit@1"] is None
     assert s["overall"]["hit@1"] == 0.5
+
+
+def test_refusal_curve_replays_the_grounding_threshold():
+    def q(id, answerable, gold, model, grounding):
+        return QuestionResult(id=id, question="?", lang="id", type="", answerable=answerable, gold_answers=gold,
+                              model_answer=model, grounding=grounding, refused=grounding < 0.5)
+    results = [q("a", True, ["Jin Li"], "Jin Li [1]", 1.0),
+               q("b", True, ["Eddie Wu"], "Bob", 0.0),
+               q("c", False, [], "Something else", 0.3),
+               q("d", False, [], "I don't know: the articles do not say.", 0.0)]
+    curve = {p["min_grounding"]: p for p in refusal_curve(results, (0.0, 0.5, 1.0))}
+    # t=0: only the model's own refusal (d): precision 1, recall 1/2
+    assert curve[0.0]["refusal_precision"] == 1.0 and curve[0.0]["refusal_recall"] == 0.5
+    assert curve[0.0]["refusal_f1"] == pytest.approx(2 / 3) and curve[0.0]["answer_f1"] == 0.5
+    # t=0.5: b, c and d refused: precision 2/3, recall 1, F1 0.8; a still answers (F1 1), b now 0
+    assert curve[0.5]["refusal_f1"] == pytest.approx(0.8) and curve[0.5]["answer_f1"] == 0.5
+    assert curve[1.0]["refusal_rate"] == 0.75
+    assert refusal_curve([QuestionResult(id="x", question="?", lang="en", type="", answerable=True)]) == []

@@ -30,8 +30,10 @@ def test_sources_are_numbered_fenced_and_fit_the_budget():
 
 
 def test_answer_language_follows_the_question():
-    system_id = build_messages("Siapa yang memimpin?", [], "id")[0]["content"]
-    assert "Indonesian" in system_id and "Saya tidak tahu" in system_id
+    messages = build_messages("Siapa yang memimpin?", [], "id")
+    assert "Indonesian" in messages[0]["content"] and "Answer in Indonesian" in messages[-1]["content"]
+    # No way out is offered to the model: Kabar itself declines ungrounded answers.
+    assert "Saya tidak tahu" not in messages[0]["content"] + messages[-1]["content"]
 
 
 @pytest.mark.parametrize("attack", [

@@ -1,0 +1,94 @@
+"""Declining ungrounded answers, and retrieval from the publications a question names.
+
+The model's reply is fixed at the network boundary (an ``httpx.MockTransport`` behind a
+real ``openai`` client); the store, the lexical index and the assistant are real.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ingest.pipeline import ingest_documents
+from rag.assistant import Assistant
+from rag.citations import grounding
+from rag.prompt import refusal_text
+from rag.retrieval import hybrid_search, mentioned_publications
+from rag.settings import Settings
+from rag.types import Chunk, Document, Hit
+from tests.test_llm_errors import chat, event, sse
+
+ALIBABA = ("Alibaba reshuffled its cloud unit. Jin Li will lead hybrid cloud and Weiguang Liu public cloud, "
+           "both reporting to Eddie Wu.")
+
+
+def hit(text: str) -> Hit:
+    return Hit(Chunk(id="c", doc_id="d", text=text, position=0, start=0, end=len(text)), 1.0)
+
+
+def test_grounding_counts_only_the_words_the_answer_adds_to_the_question():
+    sources = [hit(ALIBABA)]
+    assert grounding("Jin Li leads hybrid cloud. [1]", "who leads hybrid cloud?", sources) == 1.0
+    assert grounding("Argentina won the final. [1]", "who won the World Cup final?", sources) == 0.0
+    # three new words: "jin" and "li" are in the source, "argentina" is not
+    assert grounding("Jin Li and Argentina.", "who?", sources) == pytest.approx(2 / 3)
+    assert grounding("The World Cup final.", "who won the World Cup final?", sources) == 1.0
+    # Indonesian stems: "memimpin" in the answer, "pimpin" forms in the source
+    assert grounding("Jin Li memimpin.", "siapa?", [hit("Jin Li dipimpin oleh dia.")]) == 1.0
+
+
+def kabar_replying(reply: str, settings: Settings, hash_embedder) -> Assistant:
+    llm = chat(lambda request: sse([event(reply), event(usage={"prompt_tokens": 9, "completion_tokens": 5,
+                                                               "total_tokens": 14})]))
+    kabar = Assistant(settings, embedder=hash_embedder, llm=llm)
+    ingest_documents([Document(id="ali", title="Alibaba cloud", text=ALIBABA, source="Kompas")], kabar.store,
+                     hash_embedder)
+    return kabar
+
+
+def test_an_answer_from_the_models_memory_is_declined_and_says_why(settings, hash_embedder):
+    answer = kabar_replying("Argentina won the 2022 final. [1]", settings, hash_embedder).ask(
+        "Who won the 2022 World Cup final?")
+    assert answer.refused and answer.text == refusal_text("en") and not answer.citations
+    assert answer.grounding == 0.0
+    assert any("declined" in f and "Argentina" in f for f in answer.flags), answer.flags
+
+
+def test_a_grounded_answer_is_kept(settings, hash_embedder):
+    answer = kabar_replying("Jin Li leads hybrid cloud. [1]", settings, hash_embedder).ask("who leads hybrid cloud?")
+    assert not answer.refused and answer.text == "Jin Li leads hybrid cloud. [1]" and answer.grounding == 1.0
+
+
+def test_the_threshold_is_a_setting(settings, hash_embedder):
+    lenient = settings.with_(min_grounding=0.0)
+    answer = kabar_replying("Argentina won. [1]", lenient, hash_embedder).ask("Who won the 2022 World Cup final?")
+    assert not answer.refused and "Argentina" in answer.text
+
+
+# -- publications ------------------------------------------------------------------------
+
+
+def test_publications_are_named_without_their_section_and_paths_are_not_publications(store, hash_embedder):
+    docs = [Document(id="a", title="a", text="One.", source="The Independent - Sports"),
+            Document(id="b", title="b", text="Two.", source="The Independent - Travel"),
+            Document(id="c", title="c", text="Three.", source="TechCrunch"),
+            Document(id="d", title="d", text="Four.", source="/home/ana/notes/four.txt")]
+    ingest_documents(docs, store, hash_embedder)
+    pubs = store.publications()
+    assert pubs == {"The Independent": ["The Independent - Sports", "The Independent - Travel"],
+                    "TechCrunch": ["TechCrunch"]}
+    assert mentioned_publications("What did TechCrunch say?", pubs) == [["TechCrunch"]]
+    assert mentioned_publications("what did techcrunchy say?", pubs) == []
+
+
+def test_a_question_naming_two_outlets_retrieves_from_both(store, hash_embedder):
+    planet = [Document(id=f"p{i}", title=f"Planet {i}", source="Daily Planet",
+                       text=f"The rocket launch was delayed by storms over the coast, report {i}. "
+                            "Rocket launch crews waited as storms delayed the launch.") for i in range(12)]
+    bugle = Document(id="bugle", title="Bugle", source="The Bugle",
+                     text="Engineers blamed a faulty valve; weather was not the main problem.")
+    ingest_documents([*planet, bugle], store, hash_embedder)
+    question = "Did the Daily Planet and The Bugle agree on why the rocket launch was delayed?"
+    top = [h.chunk.doc_id for h in hybrid_search(store, hash_embedder, question, 8)]
+    assert "bugle" in top
+    unnamed = question.replace("The Bugle", "a rival")
+    assert "bugle" not in [h.chunk.doc_id for h in hybrid_search(store, hash_embedder, unnamed, 8)]
