@@ -54,18 +54,25 @@ def cmd_ask(args: argparse.Namespace) -> int:
         settings = settings.with_(top_k=args.top_k)
     filters = Filters(sources=args.source or [], doc_ids=args.doc or [], since=args.since or "",
                       until=args.until or "")
+    streamed: list[str] = []
     with Assistant(settings) as kabar:
         answer: Answer | None = None
         for item in kabar.stream(args.question, filters=filters):
             if isinstance(item, Answer):
                 answer = item
             elif not args.json:
+                streamed.append(item)
                 print(item, end="", flush=True)
     assert answer is not None
     if args.json:
         print(json.dumps(asdict(answer), ensure_ascii=False, indent=2))
         return 0
     print()
+    if answer.text != "".join(streamed).strip():
+        # A repaired citation, or an answer declined as ungrounded: the final word is Kabar's.
+        for flag in answer.flags:
+            print(f"  note: {flag}")
+        print(answer.text)
     _print_sources(answer)
     t = answer.timings
     print(f"\n({t.first_token_s:.1f}s to first token, {t.total_s:.1f}s in all; {answer.model})", file=sys.stderr)

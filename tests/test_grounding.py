@@ -92,3 +92,40 @@ def test_a_question_naming_two_outlets_retrieves_from_both(store, hash_embedder)
     assert "bugle" in top
     unnamed = question.replace("The Bugle", "a rival")
     assert "bugle" not in [h.chunk.doc_id for h in hybrid_search(store, hash_embedder, unnamed, 8)]
+
+
+def test_kabar_ask_shows_that_an_ungrounded_answer_was_declined(tmp_path, monkeypatch, capsys):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from rag.cli import main
+
+    class FakeLLM(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            body = "".join(f"data: {json.dumps(e)}\n\n" for e in [event("Argentina won the 2022 final. [1]")])
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            self.wfile.write((body + "data: [DONE]\n\n").encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeLLM)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{server.server_port}/v1")
+        monkeypatch.setenv("KABAR_LLM_MODEL", "fake")
+        article = tmp_path / "alibaba.txt"
+        article.write_text("Alibaba cloud reshuffle\n\n" + ALIBABA, encoding="utf-8")
+        assert main(["ingest", str(article)]) == 0
+        capsys.readouterr()
+        assert main(["ask", "Who won the 2022 World Cup final?"]) == 0
+        out = capsys.readouterr().out
+    finally:
+        server.shutdown()
+    assert out.startswith("Argentina won")  # what streamed in...
+    final = out.split("Sources:")[0].rstrip()
+    assert "note: declined" in final and final.endswith(refusal_text("en"))  # ...and Kabar's final word
