@@ -285,29 +285,35 @@ def refusal_scores(answerable: Sequence[bool], refused: Sequence[bool]) -> dict[
 
 
 CURVE_THRESHOLDS = (0.0, 0.25, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0)
+CURVE_GROUNDING = (0.0, 0.5)
 
 
-def refusal_curve(results: Sequence[QuestionResult],
-                  thresholds: Sequence[float] = CURVE_THRESHOLDS) -> list[dict[str, float | None]]:
-    """Refusal F1 against answer F1 as the grounding threshold (``KABAR_MIN_GROUNDING``) varies.
+def refusal_curve(results: Sequence[QuestionResult], thresholds: Sequence[float] = CURVE_THRESHOLDS,
+                  groundings: Sequence[float] = CURVE_GROUNDING) -> list[dict[str, float | None]]:
+    """Refusal F1 against answer F1 as Kabar's two refusal gates vary.
 
     Replays each full answer: the model's own reply (``model_answer``) is kept when its
-    ``grounding`` reaches the threshold and declined otherwise; a reply that was itself a
-    refusal stays one. ``answer_f1`` is the mean token F1 over the answerable questions (a
-    refusal scores 0). Empty when the run has no answers with a grounding score.
+    ``grounding`` reaches ``min_grounding`` (``KABAR_MIN_GROUNDING``) and its ``coverage``
+    reaches ``min_coverage`` (``KABAR_MIN_COVERAGE``), and declined otherwise; a reply that
+    was itself a refusal stays one. One point per pair of thresholds. ``answer_f1`` is the
+    mean token F1 over the answerable questions (a refusal scores 0). Empty when the run has
+    no answers with a grounding score; a run recorded before coverage existed replays as
+    fully covered.
     """
     rows = [r for r in results if not r.error and r.grounding is not None and r.model_answer is not None]
     if not rows:
         return []
     curve = []
-    for t in thresholds:
-        refused = [is_refusal(r.model_answer or "") or (r.grounding or 0.0) < t for r in rows]
-        f1s = [0.0 if ref else (token_f1(strip_citations(r.model_answer or ""), r.gold_answers) or 0.0)
-               for r, ref in zip(rows, refused, strict=True) if r.answerable and r.gold_answers]
-        point: dict[str, float | None] = {"min_grounding": t}
-        point.update(refusal_scores([r.answerable for r in rows], refused))
-        point["answer_f1"] = _mean(f1s)
-        curve.append(point)
+    for g in groundings:
+        for t in thresholds:
+            refused = [is_refusal(r.model_answer or "") or (r.grounding or 0.0) < g
+                       or (1.0 if r.coverage is None else r.coverage) < t for r in rows]
+            f1s = [0.0 if ref else (token_f1(strip_citations(r.model_answer or ""), r.gold_answers) or 0.0)
+                   for r, ref in zip(rows, refused, strict=True) if r.answerable and r.gold_answers]
+            point: dict[str, float | None] = {"min_grounding": g, "min_coverage": t}
+            point.update(refusal_scores([r.answerable for r in rows], refused))
+            point["answer_f1"] = _mean(f1s)
+            curve.append(point)
     return curve
 
 

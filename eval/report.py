@@ -20,7 +20,8 @@ from eval.results import QuestionResult, Run
 RETRIEVAL_HEADLINE = ("hit@1", "hit@5", "hit@10", "recall@10", "mrr@10", "ndcg@10", "evidence_hit@10",
                       "context_doc_recall", "context_evidence_recall")
 ANSWER_HEADLINE = ("em", "f1", "contains", "citation_accuracy", "refusal_precision", "refusal_recall", "refusal_f1")
-CURVE_KEYS = ["min_grounding", "refusal_precision", "refusal_recall", "refusal_f1", "refusal_rate", "answer_f1"]
+CURVE_KEYS = ["min_grounding", "min_coverage", "refusal_precision", "refusal_recall", "refusal_f1", "refusal_rate",
+              "answer_f1"]
 COST_KEYS = ("context_tokens_p50", "context_tokens_p95", "retrieval_ms_p50", "retrieval_ms_p95", "ttft_ms_p50",
              "ttft_ms_p95", "latency_ms_p50", "latency_ms_p95", "tokens_in_mean", "tokens_out_mean")
 PLOTTED = ("hit@1", "hit@10", "mrr@10", "context_doc_recall", "context_evidence_recall", "contains", "f1",
@@ -150,7 +151,7 @@ def markdown_report(run: Run) -> str:
         lines.append("")
     curve = metrics.refusal_curve(run.results)
     if curve and overall.get("n_unanswerable"):
-        lines += ["## Refusal trade-off (KABAR_MIN_GROUNDING replayed)", ""]
+        lines += ["## Refusal trade-off (KABAR_MIN_GROUNDING and KABAR_MIN_COVERAGE replayed)", ""]
         lines += _md_table(CURVE_KEYS, [[fmt(p[k]) for k in CURVE_KEYS] for p in curve])
         lines.append("")
     errors = [r for r in run.results if r.error]
@@ -347,7 +348,7 @@ def html_report(run: Run) -> str:
                                  for r in wrong[:MAX_LISTED]], numeric_from=99))
     curve = metrics.refusal_curve(run.results)
     if curve and overall.get("n_unanswerable"):
-        body.append("<h2>Refusal trade-off (KABAR_MIN_GROUNDING replayed)</h2>"
+        body.append("<h2>Refusal trade-off (KABAR_MIN_GROUNDING and KABAR_MIN_COVERAGE replayed)</h2>"
                     + _html_table(CURVE_KEYS, [[p[k] for k in CURVE_KEYS] for p in curve]))
     errors = [r for r in run.results if r.error]
     if errors:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
 
-from rag.citations import grounding, is_refusal, verify_citations
+from rag.citations import coverage, grounding, is_refusal, verify_citations
 from rag.condense import condense
 from rag.embeddings import Embedder, make_embedder
 from rag.errors import EmptyCollectionError
@@ -217,9 +217,16 @@ class Assistant:
         text, citations, flags = verify_citations(raw, prep.sources)
         refused = is_refusal(text)
         grounded = 0.0 if refused else grounding(text, prep.query, prep.sources)
+        # What the question is about must be in the sources: else the model's fluent answer
+        # is about something the question did not ask (the smallest country, not shark).
+        covered = 0.0 if refused else coverage(prep.query, prep.sources)
         if not refused and grounded < self.settings.min_grounding:
             # The model answered from its own memory, not from the articles: decline.
             flags.append(f"declined: only {grounded:.0%} of the answer's key words are in the sources "
+                         f"(the model said: {text!r})")
+            text, citations, refused = refusal_text(prep.lang), [], True
+        elif not refused and covered < self.settings.min_coverage:
+            flags.append(f"declined: only {covered:.0%} of the question's terms are in the sources "
                          f"(the model said: {text!r})")
             text, citations, refused = refusal_text(prep.lang), [], True
         yield Answer(
@@ -232,6 +239,7 @@ class Assistant:
             timings=Timings(prep.retrieval_s, first_token_s, time.perf_counter() - started),
             refused=refused,
             grounding=grounded,
+            coverage=covered,
             model_text=raw,
             model=llm.model,
             query=prep.query,

@@ -15,6 +15,7 @@ import re
 from functools import lru_cache
 from typing import Sequence
 
+from rag.lang import detect_lang
 from rag.lexical import STOPWORDS, _stemmer
 from rag.types import Citation, Hit
 
@@ -83,6 +84,46 @@ def grounding(answer: str, question: str, sources: Sequence[Hit]) -> float:
         return 1.0
     vocabulary = _vocabulary(" ".join(h.chunk.title + " " + h.chunk.text for h in sources))
     return sum(bool(_forms(w) & vocabulary) for w in new) / len(new)
+
+
+# Words that shape a question rather than name what it is about ("where", "what is meant by").
+QUESTION_WORDS = frozenset(
+    "siapakah apakah berapakah kapankah dimana dimanakah manakah bagaimanakah mengapakah kenapakah "
+    "sebutkan jelaskan dimaksud maksud arti disebut letak nama bila bilamana "
+    "name named called mean meant many much kind type".split()
+)
+# The noun that names the kind of thing asked for is the answer's, not the passage's: "negara"
+# in "Negara apakah...", "provinsi" in "Di provinsi manakah...", "country" in "Which country...".
+_ASKS_AFTER = frozenset("which what nama".split())
+_ASKS_BEFORE = frozenset("apa apakah mana manakah siapa siapakah berapa berapakah".split())
+
+
+def question_terms(question: str) -> list[str]:
+    """What a question is about: its content words less question words and the asked-for kind."""
+    words = [w.lower() for w in _WORD.findall(_MARKER.sub(" ", question))]
+    kind = {words[i + 1] for i, w in enumerate(words[:-1]) if w in _ASKS_AFTER}
+    kind |= {words[i - 1] for i, w in enumerate(words) if i and w in _ASKS_BEFORE}
+    return [w for w in dict.fromkeys(content_words(question)) if w not in QUESTION_WORDS and w not in kind]
+
+
+def coverage(question: str, sources: Sequence[Hit]) -> float:
+    """Share of the question's own terms that occur, in some form, in ``sources``.
+
+    A passage that answers a question nearly always repeats what the question is about; a
+    question about something the passage never mentions ("the smallest shark" over a
+    passage on the smallest country) scores low however fluent the model's answer is.
+    Only passages in the question's language are compared: across languages even names
+    change ("Vatican", "Vatikan"), so an English question over an Indonesian passage, or
+    one with nothing left to compare, scores 1.0.
+    """
+    if not sources:
+        return 0.0
+    lang = detect_lang(question)
+    terms = question_terms(question)
+    if not terms or any(h.chunk.lang and h.chunk.lang != lang for h in sources):
+        return 1.0
+    vocabulary = _vocabulary(" ".join(h.chunk.title + " " + h.chunk.text for h in sources))
+    return sum(bool(_forms(w) & vocabulary) for w in terms) / len(terms)
 
 
 def _citation(n: int, hit: Hit, verified: bool) -> Citation:

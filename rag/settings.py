@@ -52,6 +52,7 @@ class Settings:
     context_tokens: int = 2000
     answer_history: int = 0
     min_grounding: float = 0.5
+    min_coverage: float = 0.6
     max_answer_tokens: int = 256
     temperature: float = 0.1
     max_file_mb: float = 20.0
@@ -73,9 +74,10 @@ class Settings:
             )
         if not 0.0 <= self.temperature <= 2.0:
             raise ConfigError(f"temperature must be between 0 and 2. Currently, temperature is {self.temperature}.")
-        if not 0.0 <= self.min_grounding <= 1.0:
-            raise ConfigError(
-                f"min_grounding must be between 0 and 1. Currently, min_grounding is {self.min_grounding}.")
+        for name in ("min_grounding", "min_coverage"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be between 0 and 1. Currently, {name} is {value}.")
         if self.answer_history < 0:
             raise ConfigError(f"answer_history must be 0 or more. Currently, answer_history is {self.answer_history}.")
         if self.llm_threads < 0:
@@ -162,6 +164,7 @@ ENV: dict[str, str] = {
     "context_tokens": "KABAR_CONTEXT_TOKENS",
     "answer_history": "KABAR_ANSWER_HISTORY",
     "min_grounding": "KABAR_MIN_GROUNDING",
+    "min_coverage": "KABAR_MIN_COVERAGE",
     "max_answer_tokens": "KABAR_MAX_ANSWER_TOKENS",
     "temperature": "KABAR_TEMPERATURE",
     "max_file_mb": "KABAR_MAX_FILE_MB",

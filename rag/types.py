@@ -134,7 +134,9 @@ class Answer:
     searched (the question, or a follow-up rewritten to stand alone). ``flags`` name what
     Kabar changed or doubts in the model's text, e.g. a repaired citation number.
     ``grounding`` is the share of the answer's own key words found in the sources (0 for a
-    refusal); below ``Settings.min_grounding`` the answer is declined. ``model_text`` is the
+    refusal); below ``Settings.min_grounding`` the answer is declined. ``coverage`` is the
+    share of the question's own terms found in the sources (0 for a
+    refusal); below ``Settings.min_coverage`` it is declined too. ``model_text`` is the
     model's reply as generated, before any repair or refusal.
     """
 
@@ -150,6 +152,7 @@ class Answer:
     query: str = ""
     flags: list[str] = field(default_factory=list)
     grounding: float = 0.0
+    coverage: float = 0.0
     model_text: str = ""
 
     def __repr__(self) -> str:

@@ -286,19 +286,29 @@ def test_summarize_groups_by_language_and_type():
     assert s["overall"]["hit@1"] == 0.5
 
 
-def test_refusal_curve_replays_the_grounding_threshold():
-    def q(id, answerable, gold, model, grounding):
+def test_refusal_curve_replays_both_refusal_gates():
+    def q(id, answerable, gold, model, grounding, coverage=1.0):
         return QuestionResult(id=id, question="?", lang="id", type="", answerable=answerable, gold_answers=gold,
-                              model_answer=model, grounding=grounding, refused=grounding < 0.5)
+                              model_answer=model, grounding=grounding, coverage=coverage,
+                              refused=grounding < 0.5)
     results = [q("a", True, ["Jin Li"], "Jin Li [1]", 1.0),
                q("b", True, ["Eddie Wu"], "Bob", 0.0),
                q("c", False, [], "Something else", 0.3),
-               q("d", False, [], "I don't know: the articles do not say.", 0.0)]
-    curve = {p["min_grounding"]: p for p in refusal_curve(results, (0.0, 0.5, 1.0))}
-    # t=0: only the model's own refusal (d): precision 1, recall 1/2
-    assert curve[0.0]["refusal_precision"] == 1.0 and curve[0.0]["refusal_recall"] == 0.5
-    assert curve[0.0]["refusal_f1"] == pytest.approx(2 / 3) and curve[0.0]["answer_f1"] == 0.5
-    # t=0.5: b, c and d refused: precision 2/3, recall 1, F1 0.8; a still answers (F1 1), b now 0
-    assert curve[0.5]["refusal_f1"] == pytest.approx(0.8) and curve[0.5]["answer_f1"] == 0.5
-    assert curve[1.0]["refusal_rate"] == 0.75
+               q("d", False, [], "I don't know: the articles do not say.", 0.0),
+               q("e", False, [], "Kota Vatikan [1]", 1.0, coverage=0.5)]
+    curve = {(p["min_grounding"], p["min_coverage"]): p
+             for p in refusal_curve(results, (0.0, 0.6, 1.0), groundings=(0.0, 0.5))}
+    # no gate: only the model's own refusal (d): precision 1, recall 1/3
+    assert curve[0.0, 0.0]["refusal_precision"] == 1.0 and curve[0.0, 0.0]["refusal_recall"] == pytest.approx(1 / 3)
+    assert curve[0.0, 0.0]["answer_f1"] == 0.5
+    # grounding 0.5: b, c, d refused: precision 2/3, recall 2/3; a still answers (F1 1), b now 0
+    assert curve[0.5, 0.0]["refusal_f1"] == pytest.approx(2 / 3) and curve[0.5, 0.0]["answer_f1"] == 0.5
+    # and coverage 0.6 catches e, the fluent answer about what the question did not ask
+    assert curve[0.5, 0.6]["refusal_recall"] == 1.0 and curve[0.5, 0.6]["refusal_f1"] == pytest.approx(6 / 7)
+    assert curve[0.5, 0.6]["answer_f1"] == 0.5
+    assert curve[0.0, 1.0]["refusal_rate"] == pytest.approx(2 / 5)
+    # a run recorded before coverage existed replays as fully covered
+    old = [QuestionResult(id="f", question="?", lang="id", type="", answerable=False, model_answer="X",
+                          grounding=1.0)]
+    assert refusal_curve(old, (1.0,), groundings=(0.0,))[0]["refusal_rate"] == 0.0
     assert refusal_curve([QuestionResult(id="x", question="?", lang="en", type="", answerable=True)]) == []

@@ -10,7 +10,7 @@ import pytest
 
 from ingest.pipeline import ingest_documents
 from rag.assistant import Assistant
-from rag.citations import grounding
+from rag.citations import coverage, grounding, question_terms
 from rag.prompt import refusal_text
 from rag.retrieval import hybrid_search, mentioned_publications
 from rag.settings import Settings
@@ -59,9 +59,43 @@ def test_a_grounded_answer_is_kept(settings, hash_embedder):
 
 
 def test_the_threshold_is_a_setting(settings, hash_embedder):
-    lenient = settings.with_(min_grounding=0.0)
+    lenient = settings.with_(min_grounding=0.0, min_coverage=0.0)
     answer = kabar_replying("Argentina won. [1]", lenient, hash_embedder).ask("Who won the 2022 World Cup final?")
     assert not answer.refused and "Argentina" in answer.text
+
+
+VATICAN = ("Vatikan adalah negara terkecil di dunia, baik luas wilayah maupun jumlah penduduknya. "
+           "Kota Vatikan terletak di tengah kota Roma.")
+
+
+def id_hit(text: str) -> Hit:
+    return Hit(Chunk(id="v", doc_id="v", text=text, position=0, start=0, end=len(text), lang="id"), 1.0)
+
+
+def test_coverage_is_the_share_of_the_question_found_in_the_passage():
+    vatican = [id_hit(VATICAN)]
+    assert coverage("Apa nama negara terkecil di dunia?", vatican) == 1.0  # "nama" only shapes the question
+    # the passage is about the smallest country, not the smallest shark: "jenis" and "hiu" are missing
+    assert coverage("Apakah jenis hiu terkecil di dunia?", vatican) == pytest.approx(2 / 4)
+    # across languages even names change ("Vatican", "Vatikan"): not compared
+    assert coverage("Is the Vatican smaller than Monaco?", vatican) == 1.0
+    assert coverage("anything?", []) == 0.0
+
+
+def test_the_kind_of_thing_asked_for_is_not_a_term_the_passage_must_contain():
+    assert question_terms("Negara apakah yang dituju Maria Sharapova?") == ["dituju", "maria", "sharapova"]
+    assert question_terms("Di provinsi manakah Taman Nasional Lore Lindu terletak?") == [
+        "taman", "nasional", "lore", "lindu", "terletak"]
+    assert question_terms("Which country won the 2022 final?") == ["won", "2022", "final"]
+
+
+def test_a_fluent_answer_about_what_the_question_did_not_ask_is_declined(settings, hash_embedder):
+    kabar = kabar_replying("Weiguang Liu. [1]", settings, hash_embedder)
+    answer = kabar.ask("Who leads Alibaba's quantum computing lab?")
+    assert answer.refused and answer.text == refusal_text("en") and answer.coverage < settings.min_coverage
+    assert any("question's terms" in f and "Weiguang Liu" in f for f in answer.flags), answer.flags
+    kept = kabar.ask("Who leads Alibaba's public cloud?")
+    assert not kept.refused and kept.coverage == 1.0 and kept.text == "Weiguang Liu. [1]"
 
 
 # -- publications ------------------------------------------------------------------------
