@@ -408,15 +408,28 @@ def test_kabar_ui_serves_prints_the_url_and_stops_on_ctrl_c(isolated_env: Path) 
         port = s.getsockname()[1]
     # A configured (unreachable) LLM: the warm-up creates its client and starts nothing.
     env = {**os.environ, "OPENAI_BASE_URL": "http://127.0.0.1:9/v1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "ui", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # stderr goes to a file: a pipe nobody reads would block the server once it filled up.
+    # faulthandler dumps every thread's stack on SIGABRT, should it ever not stop.
+    log = isolated_env.parent / "ui-stderr.log"
+    # The child gets the default Ctrl-C handling even when the tests run in the background,
+    # where the shell starts them with SIGINT ignored and the child would inherit that.
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "rag.cli", "ui", "--port", str(port)],
+                                env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert line.startswith(f"Kabar chat at http://127.0.0.1:{port}/")
+        assert line.startswith(f"Kabar chat at http://127.0.0.1:{port}/"), log.read_text()
         assert httpx.get(f"http://127.0.0.1:{port}/", timeout=30).status_code == 200
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 0
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            proc.wait(timeout=30)
+            raise AssertionError("kabar ui did not stop on Ctrl-C:\n" + log.read_text()[-6000:]) from None
+        assert code == 0, log.read_text()[-6000:]
     finally:
         if proc.poll() is None:
             proc.kill()
