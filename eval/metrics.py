@@ -303,13 +303,16 @@ def refusal_curve(results: Sequence[QuestionResult], thresholds: Sequence[float]
     rows = [r for r in results if not r.error and r.grounding is not None and r.model_answer is not None]
     if not rows:
         return []
+    # Scored once per answer; each threshold pair only decides which answers are kept.
+    own_refusal = [is_refusal(r.model_answer or "") for r in rows]
+    f1 = [token_f1(strip_citations(r.model_answer or ""), r.gold_answers) or 0.0 for r in rows]
     curve = []
     for g in groundings:
         for t in thresholds:
-            refused = [is_refusal(r.model_answer or "") or (r.grounding or 0.0) < g
-                       or (1.0 if r.coverage is None else r.coverage) < t for r in rows]
-            f1s = [0.0 if ref else (token_f1(strip_citations(r.model_answer or ""), r.gold_answers) or 0.0)
-                   for r, ref in zip(rows, refused, strict=True) if r.answerable and r.gold_answers]
+            refused = [own or (r.grounding or 0.0) < g or (1.0 if r.coverage is None else r.coverage) < t
+                       for r, own in zip(rows, own_refusal, strict=True)]
+            f1s = [0.0 if ref else score for r, ref, score in zip(rows, refused, f1, strict=True)
+                   if r.answerable and r.gold_answers]
             point: dict[str, float | None] = {"min_grounding": g, "min_coverage": t}
             point.update(refusal_scores([r.answerable for r in rows], refused))
             point["answer_f1"] = _mean(f1s)

@@ -220,14 +220,12 @@ class Assistant:
         # What the question is about must be in the sources: else the model's fluent answer
         # is about something the question did not ask (the smallest country, not shark).
         covered = 0.0 if refused else coverage(prep.query, prep.sources)
-        if not refused and grounded < self.settings.min_grounding:
-            # The model answered from its own memory, not from the articles: decline.
-            flags.append(f"declined: only {grounded:.0%} of the answer's key words are in the sources "
-                         f"(the model said: {text!r})")
-            text, citations, refused = refusal_text(prep.lang), [], True
-        elif not refused and covered < self.settings.min_coverage:
-            flags.append(f"declined: only {covered:.0%} of the question's terms are in the sources "
-                         f"(the model said: {text!r})")
+        # Below min_grounding the model answered from its own memory, not from the articles.
+        why = ("" if refused else
+               f"only {grounded:.0%} of the answer's key words" if grounded < self.settings.min_grounding else
+               f"only {covered:.0%} of the question's terms" if covered < self.settings.min_coverage else "")
+        if why:
+            flags.append(f"declined: {why} are in the sources (the model said: {text!r})")
             text, citations, refused = refusal_text(prep.lang), [], True
         yield Answer(
             question=prep.question,
