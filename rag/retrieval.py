@@ -111,9 +111,13 @@ def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, ca
     ``topic`` is the text of the conversation so far, for follow-ups (see the module doc).
     """
     n = max(k, candidates)
+    outlets = mentioned_publications(query, store.publications())
     vector = embedder.embed_query(query)
     dense = store.query(vector, n, where)
-    lexical = store.lexical_query(query, n, where, lang)
+    # One BM25 search serves every ranking: an outlet's lexical candidates are its chunks
+    # among the first 4 * PER_PUBLICATION overall, as a filtered search would find them.
+    lexical_all = store.lexical_query(query, max(n, 4 * PER_PUBLICATION) if outlets else n, where, lang)
+    lexical = lexical_all[:n]
     if not lexical:
         return [Hit(h.chunk, h.score, dense_score=h.score) for h in dense[:k]]
     rankings = [[h.chunk.id for h in dense], [h.chunk.id for h in lexical]]
@@ -123,10 +127,9 @@ def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, ca
     for h in lexical:
         hit = by_id.setdefault(h.chunk.id, Hit(h.chunk, 0.0))
         hit.lexical_score = h.score
-    for sources in mentioned_publications(query, store.publications()):
-        outlet = _restrict(where, sources)
-        outlet_dense = store.query(vector, PER_PUBLICATION, outlet)
-        outlet_lexical = store.lexical_query(query, PER_PUBLICATION, outlet, lang)
+    for sources in outlets:
+        outlet_dense = store.query(vector, PER_PUBLICATION, _restrict(where, sources))
+        outlet_lexical = [h for h in lexical_all if h.chunk.source in sources][:PER_PUBLICATION]
         for h in outlet_dense:
             by_id.setdefault(h.chunk.id, Hit(h.chunk, 0.0)).dense_score = h.score
         for h in outlet_lexical:

@@ -8,7 +8,8 @@ to rebuild a :class:`~rag.types.Chunk` and to cite it. Dense scores are cosine s
 
 Every write goes to Chroma first, then to the :class:`~rag.lexical.LexicalIndex` beside
 it, and stamps the collection with a new revision that the lexical index records; an
-index whose revision or size disagrees with Chroma's is rebuilt when the store opens.
+index whose revision or size disagrees with Chroma's is rebuilt when the store opens, and
+when a lexical search finds that another writer changed the collection since.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from rag.errors import EmbeddingMismatchError, StoreError
-from rag.lexical import LexicalIndex
+from rag.lexical import LexicalIndex, Row
 from rag.settings import Settings
 from rag.types import Chunk, Hit, published_day
 
@@ -86,7 +87,7 @@ class ChromaStore:
         self._revision = str((self._col.metadata or {}).get("revision", ""))
         self._publications: tuple[str, dict[str, list[str]]] | None = None
         if lexical is not None and (lexical.revision != self._revision or lexical.count() != self.count()):
-            lexical.rebuild(self.iter_chunks(), self._revision)
+            lexical.rebuild(self.iter_rows(), self._revision)
 
     @classmethod
     def from_settings(cls, settings: Settings, embedding_model: str) -> "ChromaStore":
@@ -112,17 +113,17 @@ class ChromaStore:
         if len(chunks) != len(vectors):
             raise StoreError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         now = time.time()
+        metadatas = [_metadata(c, now) for c in chunks]
         size = self._batch()
         for i in range(0, len(chunks), size):
-            part = chunks[i : i + size]
             self._col.upsert(
-                ids=[c.id for c in part],
+                ids=[c.id for c in chunks[i : i + size]],
                 embeddings=[list(v) for v in vectors[i : i + size]],
-                documents=[c.text for c in part],
-                metadatas=[_metadata(c, now) for c in part],
+                documents=[c.text for c in chunks[i : i + size]],
+                metadatas=metadatas[i : i + size],
             )
         if self.lexical is not None:
-            self.lexical.upsert(chunks)
+            self.lexical.upsert([(c.id, c.text, m) for c, m in zip(chunks, metadatas)])
         self._bump_revision()
 
     def replace_document(self, doc_id: str, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int:
@@ -211,13 +212,18 @@ class ChromaStore:
         self._publications = (self._revision, found)
         return found
 
-    def iter_chunks(self, page: int = 2000) -> Iterator[Chunk]:
-        """Every stored chunk (no vectors), page by page."""
+    def iter_rows(self, page: int = 2000) -> Iterator[Row]:
+        """Every stored chunk as ``(id, text, metadata)`` (no vectors), page by page."""
         total = self.count()
         for offset in range(0, total, page):
             res = self._col.get(include=["documents", "metadatas"], limit=page, offset=offset)
             for i, t, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or []):
-                yield _chunk(i, t, m)
+                yield i, t or "", dict(m or {})
+
+    def iter_chunks(self, page: int = 2000) -> Iterator[Chunk]:
+        """Every stored chunk (no vectors), page by page."""
+        for i, t, m in self.iter_rows(page):
+            yield _chunk(i, t, m)
 
     def get_chunks(self, doc_id: str) -> list[Chunk]:
         """A document's chunks in order."""
@@ -229,32 +235,86 @@ class ChromaStore:
         """The ``k`` chunks closest to ``vector``, best first."""
         if k <= 0:
             raise StoreError(f"k must be greater than 0. Currently, k is {k}.")
-        n = self.count()
-        if n == 0:
-            return []
-        res = self._col.query(query_embeddings=[list(vector)], n_results=min(k, n), where=where or None,
+        # Chroma returns fewer than n_results when the collection (or the filter) holds fewer.
+        res = self._col.query(query_embeddings=[list(vector)], n_results=k, where=where or None,
                               include=["documents", "metadatas", "distances"])
         ids, docs, metas, dists = res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]
         return [Hit(_chunk(i, t, m), 1.0 - float(d)) for i, t, m, d in zip(ids, docs, metas, dists)]
 
+    def _sync_lexical(self) -> None:
+        """Rebuild the lexical index if another writer changed the collection since it was built."""
+        try:
+            meta = self.client.get_collection(self.name, embedding_function=None).metadata or {}
+        except Exception as e:
+            raise StoreError(f"cannot read collection {self.name!r}: {e}") from e
+        revision = str(meta.get("revision", ""))
+        if revision != self._revision and self.lexical is not None:
+            self._revision = revision
+            self.lexical.rebuild(self.iter_rows(), revision)
 
     def lexical_query(self, text: str, k: int, where: dict[str, Any] | None = None, lang: str = "") -> list[Hit]:
         """The ``k`` best BM25 matches for ``text`` (empty without a lexical index), best first."""
         if self.lexical is None:
             return []
-        # Over-fetch when filtering: the lexical index knows nothing of metadata.
+        self._sync_lexical()
+        # Over-fetch when filtering: BM25 ranks before the filter applies.
         ranked = self.lexical.search(text, k * 4 if where else k, lang)
-        if not ranked:
-            return []
-        res = self._col.get(ids=[cid for cid, _ in ranked], where=where or None, include=["documents", "metadatas"])
-        found = {i: _chunk(i, t, m) for i, t, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [])}
-        return [Hit(found[cid], score) for cid, score in ranked if cid in found][:k]
+        if where and any(where_matches(where, meta) is None for (_, _, meta), _ in ranked):
+            # A filter this module cannot evaluate: let Chroma apply it.
+            res = self._col.get(ids=[cid for (cid, _, _), _ in ranked], where=where, include=[])
+            allowed = set(res["ids"])
+            ranked = [r for r in ranked if r[0][0] in allowed]
+        elif where:
+            ranked = [r for r in ranked if where_matches(where, r[0][2])]
+        return [Hit(_chunk(cid, t, meta), score) for (cid, t, meta), score in ranked[:k]]
 
 
 def lexical_path(settings: Settings) -> Path:
     """Where the lexical index of the configured collection lives (always on this machine)."""
     where = f"{settings.chroma_host}-{settings.chroma_port}-" if settings.chroma_host else ""
     return settings.data_dir / "lexical" / f"{where}{settings.collection}.sqlite"
+
+
+_COMPARE = {
+    "$eq": lambda a, b: a == b, "$ne": lambda a, b: a != b,
+    "$gt": lambda a, b: a is not None and a > b, "$gte": lambda a, b: a is not None and a >= b,
+    "$lt": lambda a, b: a is not None and a < b, "$lte": lambda a, b: a is not None and a <= b,
+    "$in": lambda a, b: a in b, "$nin": lambda a, b: a not in b,
+}
+
+
+def where_matches(where: dict[str, Any], meta: dict[str, Any]) -> bool | None:
+    """Whether metadata passes a Chroma ``where`` filter; None for syntax not handled here.
+
+    Covers what :meth:`~rag.types.Filters.where` writes and a little more: ``$and``,
+    ``$or``, a bare value (equality) and the comparison operators above.
+    """
+    if len(where) != 1:
+        return None  # Chroma wants one key per dict (or an error): let it say so
+    results: list[bool | None] = []
+    for key, cond in where.items():
+        if key in ("$and", "$or"):
+            if not isinstance(cond, list) or len(cond) < 2:
+                return None  # Chroma wants two or more
+            parts = [where_matches(c, meta) for c in cond]
+            if any(p is None for p in parts):
+                return None
+            results.append(all(parts) if key == "$and" else any(parts))  # type: ignore[arg-type]
+        elif key.startswith("$"):
+            return None
+        elif isinstance(cond, dict):
+            if len(cond) != 1 or next(iter(cond)) not in _COMPARE:
+                return None
+            op, value = next(iter(cond.items()))
+            if op in ("$in", "$nin") and not value:
+                return None  # Chroma rejects an empty list
+            try:
+                results.append(bool(_COMPARE[op](meta.get(key), value)))
+            except TypeError:  # e.g. a string compared with a number: Chroma matches nothing
+                results.append(False)
+        else:
+            results.append(meta.get(key) == cond)
+    return all(results)  # type: ignore[arg-type]
 
 
 def _metadata(c: Chunk, now: float) -> dict[str, Any]:

@@ -59,9 +59,13 @@ def test_stale_lexical_index_is_rebuilt_when_another_writer_changed_chroma(setti
     # Another process writes through Chroma without this machine's lexical index.
     other = ChromaStore(make_client(settings), settings.collection, hash_embedder.model_id, lexical=None)
     ingest_documents([doc("b", "Penguins swim in cold water.")], other, hash_embedder)
-    assert lexical_docs(store, "penguins") == set()  # stale until reopened
+    # The open store notices the new revision on its next search, and so does a new one.
+    assert lexical_docs(store, "penguins") == {"b"}
     reopened = ChromaStore.from_settings(settings, hash_embedder.model_id)
     assert lexical_docs(reopened, "penguins") == {"b"}
+    other.delete_document("a")
+    assert lexical_docs(store, "zebras") == set()  # a deleted chunk is never served from the copy
+    assert store.lexical.count() == 1
 
 
 def test_lexical_index_is_not_rebuilt_per_query(store, hash_embedder, monkeypatch):
@@ -104,6 +108,32 @@ def test_filters_by_source_date_and_document(store, hash_embedder):
     assert found(Filters(since="2023-12-01")) == {"b"}
     assert found(Filters(until="2023-11-30")) == {"a"}
     assert found(Filters(doc_ids=["c", "a"], sources=["Kompas"])) == {"c"}
+
+
+@pytest.mark.parametrize("where", [
+    {"source": "Kompas"}, {"source": {"$ne": "Kompas"}}, {"source": {"$nin": ["Reuters"]}},
+    {"published_day": {"$gt": 20231105}}, {"published_day": {"$lt": 20231231}},
+    {"$or": [{"doc_id": "a"}, {"source": "Kompas"}]},
+    {"$and": [{"source": {"$in": ["Kompas", "Reuters"]}}, {"published_day": {"$gte": 20231101}}]},
+    {"doc_id": {"$in": []}},
+    {"source": {"$gt": 3}},  # a type mismatch matches nothing
+    {"doc_id": {"$nin": ["b"]}, "source": "Kompas"},  # two keys: Chroma rejects this, so must Kabar
+])
+def test_lexical_filters_agree_with_chromas(store, hash_embedder, where):
+    """The lexical search filters its own copy of the metadata; Chroma's dense search is the reference."""
+    ingest_documents([
+        doc("a", "Cloud news from Reuters in November.", source="Reuters", published="2023-11-05"),
+        doc("b", "Cloud news from Kompas in December.", source="Kompas", published="2023-12-10T08:00:00Z"),
+        doc("c", "Cloud news without a date.", source="Kompas"),
+    ], store, hash_embedder)
+    vector = hash_embedder.embed_query("cloud news")
+    try:
+        expected = {h.chunk.doc_id for h in store.query(vector, 10, where)}
+    except Exception:
+        with pytest.raises(Exception):
+            store.lexical_query("cloud news", 10, where)
+        return
+    assert {h.chunk.doc_id for h in store.lexical_query("cloud news", 10, where)} == expected
 
 
 def test_bad_filter_date_is_a_clear_error():
