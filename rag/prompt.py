@@ -50,7 +50,7 @@ def render(name: str, **values: object) -> str:
 # masked in the prompt (the stored article is untouched): a small model cannot be relied
 # on to ignore them just because the system prompt says so.
 _INSTRUCTION = re.compile(
-    r"[^.!?\n]*\b(?:"
+    r"\b(?:"
     r"(?:ignore|disregard|forget) (?:all |any |the |your )*(?:previous |prior |above |earlier |other )*"
     r"(?:instructions?|prompts?|rules|sources|messages|context|directions)"
     r"|you are now|new instructions?|system prompt"
@@ -58,14 +58,36 @@ _INSTRUCTION = re.compile(
     r"|(?:answer|reply|respond) (?:every|all|any) questions?"
     r"|abaikan (?:semua |seluruh )?(?:instruksi|perintah|petunjuk|sumber)|instruksi baru|kamu sekarang adalah"
     r"|jawab (?:setiap|semua) pertanyaan"
-    r")[^.!?\n]*[.!?]?",
+    r")",
     re.IGNORECASE,
 )
+_SENTENCE_END = re.compile(r"[.!?\n]")
 MASK = "[instruction-like text removed]"
 
 
+def _mask_instructions(text: str) -> str:
+    """Replace each sentence holding an instruction-like phrase with :data:`MASK`.
+
+    The phrase is searched for, then widened to its sentence by hand: a pattern that also
+    matched the sentence around the phrase backtracked over every position of every
+    sentence, and cost a millisecond per chunk.
+    """
+    out: list[str] = []
+    pos = 0
+    for m in _INSTRUCTION.finditer(text):
+        if m.start() < pos:
+            continue
+        start = max(pos, *(text.rfind(c, 0, m.start()) + 1 for c in ".!?\n"))
+        end_at = _SENTENCE_END.search(text, m.end())
+        end = len(text) if end_at is None else end_at.end() if end_at.group(0) != "\n" else end_at.start()
+        out += [text[pos:start], MASK]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def _neutralise(text: str) -> str:
-    text = _INSTRUCTION.sub(MASK, text)
+    text = _mask_instructions(text)
     # An article must not be able to close its own <source> tag and speak outside it.
     return text.replace("</source", "</ source").replace("<source", "< source")
 
