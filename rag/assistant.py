@@ -216,10 +216,14 @@ class Assistant:
         raw = "".join(parts).strip()
         text, citations, flags = verify_citations(raw, prep.sources)
         refused = is_refusal(text)
-        grounded = 0.0 if refused else grounding(text, prep.query, prep.sources)
+        # Both gates judge the passages the answer rests on: the ones it cites, or all when
+        # it cites none. Judged against every source, a wider prompt would pass any answer.
+        cited = {c.number for c in citations}
+        basis = [h for n, h in enumerate(prep.sources, start=1) if n in cited] or prep.sources
+        grounded = 0.0 if refused else grounding(text, prep.query, basis)
         # What the question is about must be in the sources: else the model's fluent answer
         # is about something the question did not ask (the smallest country, not shark).
-        covered = 0.0 if refused else coverage(prep.query, prep.sources)
+        covered = 0.0 if refused else coverage(prep.query, basis)
         # Below min_grounding the model answered from its own memory, not from the articles.
         why = ("" if refused else
                f"only {grounded:.0%} of the answer's key words" if grounded < self.settings.min_grounding else

@@ -45,9 +45,9 @@ class Settings:
     llm_port: int = 8765
     model_dir: Path | None = None
 
-    chunk_tokens: int = 200
-    chunk_overlap: int = 40
-    top_k: int = 8
+    chunk_tokens: int = 160
+    chunk_overlap: int = 16
+    top_k: int = 24
     per_doc: int = 3
     context_tokens: int = 2000
     answer_history: int = 0

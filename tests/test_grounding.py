@@ -6,6 +6,9 @@ real ``openai`` client); the store, the lexical index and the assistant are real
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from ingest.pipeline import ingest_documents
@@ -96,6 +99,25 @@ def test_a_fluent_answer_about_what_the_question_did_not_ask_is_declined(setting
     assert any("question's terms" in f and "Weiguang Liu" in f for f in answer.flags), answer.flags
     kept = kabar.ask("Who leads Alibaba's public cloud?")
     assert not kept.refused and kept.coverage == 1.0 and kept.text == "Weiguang Liu. [1]"
+
+
+def test_the_gates_judge_the_cited_passage_not_every_source(settings, hash_embedder):
+    """A term the question needs that only an uncited source holds does not make the answer covered."""
+    def reply(request) -> object:
+        prompt = json.loads(request.content)["messages"][-1]["content"]
+        n = re.search(r'<source n="(\d+)">\nTitle: Alibaba cloud', prompt).group(1)
+        return sse([event(f"Weiguang Liu. [{n}]")])
+
+    kabar = Assistant(settings, embedder=hash_embedder, llm=chat(reply))
+    ingest_documents([Document(id="ali", title="Alibaba cloud", text=ALIBABA, source="Kompas"),
+                      Document(id="lab", title="Quantum lab", source="Kompas",
+                               text="Alibaba's quantum computing lab in Hangzhou opened a new building.")],
+                     kabar.store, hash_embedder)
+    answer = kabar.ask("Who leads Alibaba's quantum computing lab?")
+    assert {h.chunk.doc_id for h in answer.sources} == {"ali", "lab"}  # both passages were given
+    assert answer.refused and answer.coverage < settings.min_coverage, answer.flags
+    kept = kabar.ask("Who leads Alibaba's public cloud?")
+    assert not kept.refused and kept.coverage == 1.0
 
 
 # -- publications ------------------------------------------------------------------------

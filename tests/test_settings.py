@@ -38,7 +38,7 @@ def test_from_env_reads_variables(tmp_path: Path) -> None:
 
 def test_from_env_defaults_and_empty_values() -> None:
     s = Settings.from_env({"KABAR_TOP_K": "", "XDG_DATA_HOME": "/srv/xdg"})
-    assert s.top_k == Settings.top_k == 8
+    assert s.top_k == Settings.top_k == 24
     assert s.data_dir == Path("/srv/xdg/kabar")
     assert s.local_llm and s.local_embeddings
 
@@ -106,8 +106,8 @@ def test_overlap_must_be_below_chunk_tokens(tokens: int, overlap: int) -> None:
 
 def test_overlap_checked_against_chunk_tokens_from_env() -> None:
     with pytest.raises(ConfigError, match="chunk_overlap"):
-        Settings.from_env({"KABAR_CHUNK_TOKENS": "30"})  # default overlap 40 no longer fits
-    assert Settings.from_env({"KABAR_CHUNK_TOKENS": "30", "KABAR_CHUNK_OVERLAP": "0"}).chunk_overlap == 0
+        Settings.from_env({"KABAR_CHUNK_TOKENS": "12"})  # default overlap 16 no longer fits
+    assert Settings.from_env({"KABAR_CHUNK_TOKENS": "12", "KABAR_CHUNK_OVERLAP": "0"}).chunk_overlap == 0
 
 
 @pytest.mark.parametrize(("changes", "words"), [

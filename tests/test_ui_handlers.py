@@ -117,7 +117,7 @@ def test_answer_streams_then_shows_numbered_sources(loaded: Assistant) -> None:
 
     panel = last_panel(steps)
     listed = panel.count('data-n="')
-    assert 1 < listed <= 8 and f"(1 of {listed} cited)" in panel
+    assert 1 < listed <= loaded.settings.top_k and f"(1 of {listed} cited)" in panel
     assert panel.count("★") == 1
     item = panel.split(f'data-n="{n[0]}"')[1].split("</li>")[0]
     assert "★" in item and f"[{n[0]}]" in item
@@ -172,7 +172,7 @@ def test_settings_of_the_session_reach_the_api(loaded: Assistant, scripted: Scri
     _, steps = ask(h, "who leads hybrid cloud?", top_k=2, temperature=0.7)
     assert scripted.requests[0]["temperature"] == 0.7
     assert last_panel(steps).count('data-n="') <= 2
-    assert loaded.settings.top_k == 8  # the shared settings are untouched
+    assert loaded.settings.top_k == Settings.top_k  # the shared settings are untouched
 
 
 def test_unreachable_llm_is_a_message_in_the_chat(settings: Settings, hash_embedder: Any) -> None:
