@@ -1,7 +1,8 @@
 """Token-aware chunking: split a document's text into overlapping spans.
 
 Entry point: :func:`chunk_text` returns ``(start, end)`` character spans of the text;
-:func:`chunk_document` wraps them into :class:`rag.types.Chunk` objects.
+:func:`chunk_document` wraps them into :class:`rag.types.Chunk` objects. The sizes come
+from the settings (``KABAR_CHUNK_TOKENS`` / ``KABAR_CHUNK_OVERLAP``, 160 / 16 by default).
 
 Guarantees (tested): every span holds at most ``max_tokens`` tokens (tiktoken); spans
 map back to the text (``text[start:end]``) with no leading or trailing whitespace;
@@ -78,7 +79,7 @@ def _units(text: str, max_tokens: int) -> list[Span]:
     return units
 
 
-def chunk_text(text: str, max_tokens: int = 200, overlap: int = 40) -> list[Span]:
+def chunk_text(text: str, max_tokens: int, overlap: int) -> list[Span]:
     """Split ``text`` into spans of at most ``max_tokens`` tokens sharing up to ``overlap``."""
     if max_tokens <= 0:
         raise ValueError(f"max_tokens must be greater than 0. Currently, max_tokens is {max_tokens}.")
@@ -108,7 +109,7 @@ def chunk_text(text: str, max_tokens: int = 200, overlap: int = 40) -> list[Span
     return spans
 
 
-def chunk_document(doc: Document, max_tokens: int = 200, overlap: int = 40) -> list[Chunk]:
+def chunk_document(doc: Document, max_tokens: int, overlap: int) -> list[Chunk]:
     """Chunk a document; chunk ids derive from the document id and the chunk's content."""
     chunks = []
     for position, (start, end) in enumerate(chunk_text(doc.text, max_tokens, overlap)):
