@@ -1,0 +1,79 @@
+"""Replay the refusal gates of full-answer runs with other bases and thresholds.
+
+    .venv/bin/python scripts/replay_gates.py runs/defaults/idkmrc-id-answers-100 runs/defaults/facqa-id-answers-100
+
+For each run folder, every question is prepared again against the run's collection (the
+same sources the model saw, retrieval being deterministic), the model's recorded reply is
+checked as Kabar checks it, and the grounding and coverage gates are applied with the
+sources judged being: ``all`` of them, the ``cited`` ones (the default), or the cited ones
+plus the first k. Prints refusal F1, refusal rate and answer F1 per basis and coverage
+threshold (grounding threshold 0.5), so a change of basis can be weighed on answerable
+and unanswerable sets together without asking the model again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from eval.metrics import refusal_scores, strip_citations, token_f1  # noqa: E402
+from rag.assistant import Assistant  # noqa: E402
+from rag.citations import coverage, grounding, is_refusal, verify_citations  # noqa: E402
+from rag.settings import Settings  # noqa: E402
+
+BASES = ("all", "cited", "cited+top1", "cited+top2", "cited+top3")
+
+
+def basis(name: str, sources: list, cited: set[int]) -> list:
+    chosen = [h for n, h in enumerate(sources, start=1) if n in cited]
+    if name == "all":
+        return sources
+    if name == "cited":
+        return chosen or sources
+    k = int(name.rsplit("top", 1)[1])
+    return chosen + [h for h in sources[:k] if h not in chosen]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--coverage", type=float, nargs="+", default=[0.5, 0.6, 0.75])
+    args = parser.parse_args()
+    prepared = {}
+    for run in args.runs:
+        meta = json.loads((run / "run.json").read_text())
+        kabar = Assistant(Settings.from_env(collection=meta["collection"]))
+        records = []
+        for line in (run / "questions.jsonl").open():
+            q = json.loads(line)
+            sources = kabar.prepare(q["question"]).sources
+            text, citations, _ = verify_citations(q["model_answer"] or "", sources)
+            records.append((q, text, sources, {c.number for c in citations}))
+        prepared[run.name] = records
+    for name in BASES:
+        for min_coverage in args.coverage:
+            row = f"{name:11s} coverage {min_coverage:.2f}"
+            for run, records in prepared.items():
+                refused, answerable, f1 = [], [], []
+                for q, text, sources, cited in records:
+                    declined = is_refusal(text)
+                    if not declined:
+                        judged = basis(name, sources, cited)
+                        declined = (grounding(text, q["question"], judged) < 0.5
+                                    or coverage(q["question"], judged) < min_coverage)
+                    refused.append(declined)
+                    answerable.append(q["answerable"])
+                    if q["answerable"]:
+                        f1.append(0.0 if declined else token_f1(strip_citations(text), q["gold"]["answers"]) or 0.0)
+                s = refusal_scores(answerable, refused)
+                rf = "-" if s["refusal_f1"] is None else f"{s['refusal_f1']:.3f}"
+                row += f" | {run}: refusal F1 {rf}, rate {s['refusal_rate']:.2f}, answer F1 {sum(f1) / len(f1):.3f}"
+            print(row)
+
+
+if __name__ == "__main__":
+    main()
