@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from rag.lang import detect_lang
+
 # Bumped whenever the analysis or the table layout changes: the index is then rebuilt.
 ANALYZER_VERSION = "3"
 

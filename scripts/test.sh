@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh "local,test"
 scripts/install-browser.sh
-.venv/bin/ruff check rag ingest ui eval tests
+.venv/bin/ruff check rag ingest ui eval tests scripts
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?
