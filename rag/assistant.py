@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
 
-from rag.citations import coverage, grounding, is_refusal, verify_citations
+from rag.citations import coverage, grounding, is_refusal, judged_sources, verify_citations
 from rag.condense import condense
 from rag.embeddings import Embedder, make_embedder
 from rag.errors import EmptyCollectionError
@@ -216,10 +216,8 @@ class Assistant:
         raw = "".join(parts).strip()
         text, citations, flags = verify_citations(raw, prep.sources)
         refused = is_refusal(text)
-        # Both gates judge the passages the answer rests on: the ones it cites, or all when
-        # it cites none. Judged against every source, a wider prompt would pass any answer.
-        cited = {c.number for c in citations}
-        basis = [h for n, h in enumerate(prep.sources, start=1) if n in cited] or prep.sources
+        # Both gates judge the articles the answer rests on (see judged_sources).
+        basis = judged_sources(prep.sources, [c.number for c in citations])
         grounded = 0.0 if refused else grounding(text, prep.query, basis)
         # What the question is about must be in the sources: else the model's fluent answer
         # is about something the question did not ask (the smallest country, not shark).

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from rag.lang import detect_lang
 from rag.lexical import STOPWORDS, _stemmer
@@ -124,6 +124,18 @@ def coverage(question: str, sources: Sequence[Hit]) -> float:
         return 1.0
     vocabulary = _vocabulary(" ".join(h.chunk.title + " " + h.chunk.text for h in sources))
     return sum(bool(_forms(w) & vocabulary) for w in terms) / len(terms)
+
+
+def judged_sources(sources: Sequence[Hit], cited: Iterable[int]) -> list[Hit]:
+    """The sources the refusal gates judge: every source from the articles the answer cites
+    (numbers as in the prompt), or all sources when it cites none.
+
+    Judged against every source of a full prompt, nearly any question's terms are found
+    somewhere and the coverage gate stops working; judged against the cited chunk alone,
+    an answer from an article's third paragraph would miss the subject its first one names.
+    """
+    docs = {sources[n - 1].chunk.doc_id for n in cited if 1 <= n <= len(sources)}
+    return [h for h in sources if h.chunk.doc_id in docs] or list(sources)
 
 
 def _citation(n: int, hit: Hit, verified: bool) -> Citation:

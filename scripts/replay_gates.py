@@ -25,7 +25,7 @@ from rag.assistant import Assistant  # noqa: E402
 from rag.citations import coverage, grounding, is_refusal, verify_citations  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
-BASES = ("all", "cited", "cited+top1", "cited+top2", "cited+top3")
+BASES = ("all", "cited", "cited articles", "cited+top1", "cited+top2", "cited+top3")
 
 
 def basis(name: str, sources: list, cited: set[int]) -> list:
@@ -34,6 +34,9 @@ def basis(name: str, sources: list, cited: set[int]) -> list:
         return sources
     if name == "cited":
         return chosen or sources
+    if name == "cited articles":
+        docs = {h.chunk.doc_id for h in chosen}
+        return [h for h in sources if h.chunk.doc_id in docs] or sources
     k = int(name.rsplit("top", 1)[1])
     return chosen + [h for h in sources[:k] if h not in chosen]
 
@@ -56,7 +59,7 @@ def main() -> None:
         prepared[run.name] = records
     for name in BASES:
         for min_coverage in args.coverage:
-            row = f"{name:11s} coverage {min_coverage:.2f}"
+            row = f"{name:14s} coverage {min_coverage:.2f}"
             for run, records in prepared.items():
                 refused, answerable, f1 = [], [], []
                 for q, text, sources, cited in records:

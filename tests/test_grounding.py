@@ -13,7 +13,7 @@ import pytest
 
 from ingest.pipeline import ingest_documents
 from rag.assistant import Assistant
-from rag.citations import coverage, grounding, question_terms
+from rag.citations import coverage, grounding, judged_sources, question_terms
 from rag.prompt import refusal_text
 from rag.retrieval import hybrid_search, mentioned_publications
 from rag.settings import Settings
@@ -99,6 +99,19 @@ def test_a_fluent_answer_about_what_the_question_did_not_ask_is_declined(setting
     assert any("question's terms" in f and "Weiguang Liu" in f for f in answer.flags), answer.flags
     kept = kabar.ask("Who leads Alibaba's public cloud?")
     assert not kept.refused and kept.coverage == 1.0 and kept.text == "Weiguang Liu. [1]"
+
+
+def test_the_gates_judge_the_cited_articles():
+    def part(doc_id: str, position: int) -> Hit:
+        return Hit(Chunk(id=f"{doc_id}{position}", doc_id=doc_id, text="x", position=position, start=0, end=1), 1.0)
+
+    first, third, other = part("a", 0), part("a", 2), part("b", 0)
+    sources = [first, other, third]
+    # citing the article's third chunk brings its first (where the subject is named)
+    assert judged_sources(sources, [3]) == [first, third]
+    assert judged_sources(sources, [2]) == [other]
+    assert judged_sources(sources, []) == sources  # no citation: everything
+    assert judged_sources(sources, [9]) == sources  # a number naming no source counts as none
 
 
 def test_the_gates_judge_the_cited_passage_not_every_source(settings, hash_embedder):
