@@ -220,11 +220,6 @@ class ChromaStore:
             for i, t, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or []):
                 yield i, t or "", dict(m or {})
 
-    def iter_chunks(self, page: int = 2000) -> Iterator[Chunk]:
-        """Every stored chunk (no vectors), page by page."""
-        for i, t, m in self.iter_rows(page):
-            yield _chunk(i, t, m)
-
     def get_chunks(self, doc_id: str) -> list[Chunk]:
         """A document's chunks in order."""
         res = self._col.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
