@@ -116,10 +116,11 @@ class ChromaStore:
         metadatas = [_metadata(c, now) for c in chunks]
         size = self._batch()
         for i in range(0, len(chunks), size):
+            part = chunks[i : i + size]
             self._col.upsert(
-                ids=[c.id for c in chunks[i : i + size]],
+                ids=[c.id for c in part],
                 embeddings=[list(v) for v in vectors[i : i + size]],
-                documents=[c.text for c in chunks[i : i + size]],
+                documents=[c.text for c in part],
                 metadatas=metadatas[i : i + size],
             )
         if self.lexical is not None:
@@ -254,8 +255,8 @@ class ChromaStore:
         self._sync_lexical()
         # Over-fetch when filtering: BM25 ranks before the filter applies.
         ranked = self.lexical.search(text, k * 4 if where else k, lang)
-        if where and any(where_matches(where, meta) is None for (_, _, meta), _ in ranked):
-            # A filter this module cannot evaluate: let Chroma apply it.
+        if where and ranked and where_matches(where, {}) is None:
+            # A filter this module cannot evaluate (decided by its syntax alone): Chroma applies it.
             res = self._col.get(ids=[cid for (cid, _, _), _ in ranked], where=where, include=[])
             allowed = set(res["ids"])
             ranked = [r for r in ranked if r[0][0] in allowed]
