@@ -12,6 +12,8 @@ no marker gets one when a single source clearly supports it. Also recognises ref
 from __future__ import annotations
 
 import re
+import unicodedata
+from difflib import SequenceMatcher
 from functools import lru_cache
 from typing import Iterable, Sequence
 
@@ -50,17 +52,38 @@ def is_refusal(text: str) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def _forms(word: str) -> frozenset[str]:
+def forms(word: str) -> frozenset[str]:
+    """A content word with its English and Indonesian stems."""
     return frozenset({word, _stemmer("en").stemWord(word), _stemmer("id").stemWord(word)})
 
 
+def fold(text: str) -> str:
+    """``text`` without diacritics ("Shōnen" -> "Shonen"), as the lexical index compares words."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 def content_words(text: str) -> list[str]:
-    words = (w.lower() for w in _WORD.findall(_MARKER.sub(" ", text)))
+    words = (w.lower() for w in _WORD.findall(fold(_MARKER.sub(" ", text))))
     return [w for w in words if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
 
 
-def _vocabulary(text: str) -> frozenset[str]:
-    return frozenset(f for w in content_words(text) for f in _forms(w))
+def vocabulary(text: str) -> frozenset[str]:
+    """Every form of every content word in ``text``."""
+    return frozenset(f for w in content_words(text) for f in forms(w))
+
+
+# A question term missing from the sources still counts when a word there is a spelling
+# variant of it: "Prancis"/"Perancis", "Shilla"/"Silla", "television"/"televisi", a typo.
+VARIANT_MIN_LENGTH = 5
+VARIANT_SIMILARITY = 0.85
+
+
+def _variant_in(word: str, words: Iterable[str]) -> bool:
+    if len(word) < VARIANT_MIN_LENGTH or word.isdigit():
+        return False
+    return any(abs(len(w) - len(word)) <= 2 and w[0] == word[0]
+               and SequenceMatcher(None, word, w).ratio() >= VARIANT_SIMILARITY for w in words)
 
 
 def support(sentence: str, passage_vocabulary: frozenset[str]) -> float:
@@ -68,7 +91,7 @@ def support(sentence: str, passage_vocabulary: frozenset[str]) -> float:
     words = content_words(sentence)
     if not words:
         return 1.0
-    return sum(bool(_forms(w) & passage_vocabulary) for w in words) / len(words)
+    return sum(bool(forms(w) & passage_vocabulary) for w in words) / len(words)
 
 
 def grounding(answer: str, question: str, sources: Sequence[Hit]) -> float:
@@ -78,31 +101,35 @@ def grounding(answer: str, question: str, sources: Sequence[Hit]) -> float:
     An answer from the model's own memory ("Argentina won...") scores low: its key word is
     in no source. Kabar declines such answers (``KABAR_MIN_GROUNDING``).
     """
-    asked = _vocabulary(question)
-    new = [w for w in content_words(answer) if not _forms(w) & asked]
+    asked = vocabulary(question)
+    new = [w for w in content_words(answer) if not forms(w) & asked]
     if not new:
         return 1.0
-    vocabulary = _vocabulary(" ".join(h.chunk.title + " " + h.chunk.text for h in sources))
-    return sum(bool(_forms(w) & vocabulary) for w in new) / len(new)
+    known = vocabulary(" ".join(h.chunk.title + " " + h.chunk.text for h in sources))
+    return sum(bool(forms(w) & known) for w in new) / len(new)
 
 
 # Words that shape a question rather than name what it is about ("where", "what is meant by").
 QUESTION_WORDS = frozenset(
     "siapakah apakah berapakah kapankah dimana dimanakah manakah bagaimanakah mengapakah kenapakah "
-    "sebutkan jelaskan dimaksud maksud arti disebut letak nama bila bilamana "
+    "sebutkan jelaskan dimaksud maksud arti disebut letak lokasi nama kepanjangan bila bilamana "
     "name named called mean meant many much kind type".split()
 )
 # The noun that names the kind of thing asked for is the answer's, not the passage's: "negara"
 # in "Negara apakah...", "provinsi" in "Di provinsi manakah...", "country" in "Which country...".
 _ASKS_AFTER = frozenset("which what nama".split())
 _ASKS_BEFORE = frozenset("apa apakah mana manakah siapa siapakah berapa berapakah".split())
+# "Berapa lama" is "how long": the passage gives a duration, not the word "lama".
+_HOW = frozenset("berapa berapakah".split())
+_MEASURES = frozenset("lama lamanya".split())
 
 
 def question_terms(question: str) -> list[str]:
     """What a question is about: its content words less question words and the asked-for kind."""
-    words = [w.lower() for w in _WORD.findall(_MARKER.sub(" ", question))]
+    words = [w.lower() for w in _WORD.findall(fold(_MARKER.sub(" ", question)))]
     kind = {words[i + 1] for i, w in enumerate(words[:-1]) if w in _ASKS_AFTER}
     kind |= {words[i - 1] for i, w in enumerate(words) if i and w in _ASKS_BEFORE}
+    kind |= {w for i, w in enumerate(words) if i and w in _MEASURES and words[i - 1] in _HOW}
     return [w for w in dict.fromkeys(content_words(question)) if w not in QUESTION_WORDS and w not in kind]
 
 
@@ -112,9 +139,10 @@ def coverage(question: str, sources: Sequence[Hit]) -> float:
     A passage that answers a question nearly always repeats what the question is about; a
     question about something the passage never mentions ("the smallest shark" over a
     passage on the smallest country) scores low however fluent the model's answer is.
-    Only passages in the question's language are compared: across languages even names
-    change ("Vatican", "Vatikan"), so an English question over an Indonesian passage, or
-    one with nothing left to compare, scores 1.0.
+    A term counts when the sources have it in some form (raw, stemmed, without diacritics)
+    or a spelling variant of it. Only passages in the question's language are compared:
+    across languages even names change ("Vatican", "Vatikan"), so an English question over
+    an Indonesian passage, or one with nothing left to compare, scores 1.0.
     """
     if not sources:
         return 0.0
@@ -122,8 +150,13 @@ def coverage(question: str, sources: Sequence[Hit]) -> float:
     terms = question_terms(question)
     if not terms or any(h.chunk.lang and h.chunk.lang != lang for h in sources):
         return 1.0
-    vocabulary = _vocabulary(" ".join(h.chunk.title + " " + h.chunk.text for h in sources))
-    return sum(bool(_forms(w) & vocabulary) for w in terms) / len(terms)
+    text = " ".join(h.chunk.title + " " + h.chunk.text for h in sources)
+    known = vocabulary(text)
+    missing = [w for w in terms if not forms(w) & known]
+    if missing:
+        words = set(content_words(text))
+        missing = [w for w in missing if not _variant_in(w, words)]
+    return 1 - len(missing) / len(terms)
 
 
 def judged_sources(sources: Sequence[Hit], cited: Iterable[int]) -> list[Hit]:
@@ -156,7 +189,7 @@ def verify_citations(text: str, sources: Sequence[Hit]) -> tuple[str, list[Citat
     if not sources or is_refusal(text):
         stripped = _MARKER.sub("", text).strip() if is_refusal(text) else text
         return stripped, [], []
-    vocab = [_vocabulary(h.chunk.title + " " + h.chunk.text) for h in sources]
+    vocab = [vocabulary(h.chunk.title + " " + h.chunk.text) for h in sources]
     flags: list[str] = []
     verified: dict[int, bool] = {}
 
@@ -165,18 +198,23 @@ def verify_citations(text: str, sources: Sequence[Hit]) -> tuple[str, list[Citat
         best = max(range(len(scores)), key=lambda i: scores[i])
         return best + 1, scores[best]
 
+    previous = [""]  # the last sentence with words of its own
+
     def fix_sentence(m: re.Match[str]) -> str:
         sentence = m.group(0)
         groups = list(_GROUP.finditer(sentence))
-        if not groups or not content_words(sentence):
+        if content_words(sentence):
+            previous[0] = sentence
+        if not groups or not content_words(previous[0]):
             return sentence
         out, prev_end = [], 0
         for group in groups:
-            # The claim a group of markers vouches for: the text since the previous group
-            # (or the whole sentence when that is empty); sources cited together share it.
+            # The claim a group of markers vouches for: the text since the previous group,
+            # else the whole sentence, else (markers after a sentence with no words of its
+            # own: "... khas. Yaitu: [8]") the sentence before. Sources cited together share it.
             claim = sentence[prev_end : group.start()]
             if not content_words(claim):
-                claim = sentence
+                claim = sentence if content_words(sentence) else previous[0]
             numbers = cited_numbers(group.group(0))
             needed = SUPPORT / len(numbers)
             kept: list[int] = []

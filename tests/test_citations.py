@@ -51,6 +51,13 @@ def test_each_claim_is_checked_against_its_own_marker():
     assert flags == [] and [c.number for c in cites] == [1, 2]
 
 
+def test_markers_after_a_sentence_with_no_words_vouch_for_the_sentence_before():
+    text, cites, flags = verify_citations("Jin Li leads hybrid cloud. Yaitu: [1]", SRC)
+    assert text == "Jin Li leads hybrid cloud. Yaitu: [2]" and [c.number for c in cites] == [2]
+    assert flags == ["citation [1] repaired to [2]"]
+    assert verify_citations("Jin Li leads hybrid cloud. [2]", SRC)[2] == []
+
+
 def test_missing_citation_is_added_when_one_source_supports_the_answer():
     text, cites, flags = verify_citations("Jin Li leads hybrid cloud.", SRC)
     assert text.endswith("[2]") and [c.number for c in cites] == [2]
