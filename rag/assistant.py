@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
 
+from rag.brief import brief
 from rag.citations import coverage, grounding, is_refusal, judged_sources, verify_citations
 from rag.condense import condense
 from rag.embeddings import Embedder, make_embedder
@@ -229,6 +230,8 @@ class Assistant:
         if why:
             flags.append(f"declined: {why} are in the sources (the model said: {text!r})")
             text, citations, refused = refusal_text(prep.lang), [], True
+        elif not refused:
+            text = brief(text, prep.query)
         yield Answer(
             question=prep.question,
             text=text,

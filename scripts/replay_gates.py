@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eval.metrics import refusal_scores, strip_citations, token_f1  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
+from rag.brief import brief  # noqa: E402
 from rag.citations import coverage, grounding, is_refusal, verify_citations  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
@@ -71,7 +72,8 @@ def main() -> None:
                     refused.append(declined)
                     answerable.append(q["answerable"])
                     if q["answerable"]:
-                        f1.append(0.0 if declined else token_f1(strip_citations(text), q["gold"]["answers"]) or 0.0)
+                        shown = strip_citations(brief(text, q["question"]))
+                        f1.append(0.0 if declined else token_f1(shown, q["gold"]["answers"]) or 0.0)
                 s = refusal_scores(answerable, refused)
                 rf = "-" if s["refusal_f1"] is None else f"{s['refusal_f1']:.3f}"
                 row += f" | {run}: refusal F1 {rf}, rate {s['refusal_rate']:.2f}, answer F1 {sum(f1) / len(f1):.3f}"
