@@ -46,6 +46,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--coverage", type=float, nargs="+", default=[0.5, 0.6, 0.75])
+    parser.add_argument("--raw", action="store_true",
+                        help="score the checked reply as the model wrote it, without brief answers")
     args = parser.parse_args()
     prepared = {}
     for run in args.runs:
@@ -72,7 +74,7 @@ def main() -> None:
                     refused.append(declined)
                     answerable.append(q["answerable"])
                     if q["answerable"]:
-                        shown = strip_citations(brief(text, q["question"]))
+                        shown = strip_citations(text if args.raw else brief(text, q["question"]))
                         f1.append(0.0 if declined else token_f1(shown, q["gold"]["answers"]) or 0.0)
                 s = refusal_scores(answerable, refused)
                 rf = "-" if s["refusal_f1"] is None else f"{s['refusal_f1']:.3f}"
