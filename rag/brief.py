@@ -42,6 +42,6 @@ def brief(answer: str, question: str) -> str:
     echoed = content_words(echo)
     if not echoed or sum(bool(forms(w) & asked) for w in echoed) < ECHO_SHARE * len(echoed):
         return answer
-    if not any(not forms(w) & asked for w in content_words(rest)):
+    if all(forms(w) & asked for w in content_words(rest)):
         return answer
     return rest[:1].upper() + rest[1:]

@@ -198,14 +198,15 @@ def verify_citations(text: str, sources: Sequence[Hit]) -> tuple[str, list[Citat
         best = max(range(len(scores)), key=lambda i: scores[i])
         return best + 1, scores[best]
 
-    previous = [""]  # the last sentence with words of its own
+    previous = ""  # the last sentence with words of its own
 
     def fix_sentence(m: re.Match[str]) -> str:
+        nonlocal previous
         sentence = m.group(0)
         groups = list(_GROUP.finditer(sentence))
         if content_words(sentence):
-            previous[0] = sentence
-        if not groups or not content_words(previous[0]):
+            previous = sentence
+        if not groups or not content_words(previous):
             return sentence
         out, prev_end = [], 0
         for group in groups:
@@ -214,7 +215,7 @@ def verify_citations(text: str, sources: Sequence[Hit]) -> tuple[str, list[Citat
             # own: "... khas. Yaitu: [8]") the sentence before. Sources cited together share it.
             claim = sentence[prev_end : group.start()]
             if not content_words(claim):
-                claim = sentence if content_words(sentence) else previous[0]
+                claim = sentence if content_words(sentence) else previous
             numbers = cited_numbers(group.group(0))
             needed = SUPPORT / len(numbers)
             kept: list[int] = []
