@@ -133,8 +133,15 @@ def question_terms(question: str) -> list[str]:
     return [w for w in dict.fromkeys(content_words(question)) if w not in QUESTION_WORDS and w not in kind]
 
 
+# A question counts as at most this many terms: a long question ("which company, according
+# to Fortune ... and as The Age reported ...") spreads over several articles, and the ones an
+# answer cites hold only their part of it.
+COVERAGE_TERMS = 5
+
+
 def coverage(question: str, sources: Sequence[Hit]) -> float:
-    """Share of the question's own terms that occur, in some form, in ``sources``.
+    """Share of the question's own terms that occur, in some form, in ``sources``; a question
+    with more than ``COVERAGE_TERMS`` terms counts as that many (at most 1.0).
 
     A passage that answers a question nearly always repeats what the question is about; a
     question about something the passage never mentions ("the smallest shark" over a
@@ -156,7 +163,8 @@ def coverage(question: str, sources: Sequence[Hit]) -> float:
     if missing:
         words = set(content_words(text))
         missing = [w for w in missing if not _variant_in(w, words)]
-    return 1 - len(missing) / len(terms)
+    found = len(terms) - len(missing)
+    return min(1.0, found / min(len(terms), COVERAGE_TERMS))
 
 
 def judged_sources(sources: Sequence[Hit], cited: Iterable[int]) -> list[Hit]:

@@ -85,6 +85,18 @@ def test_coverage_is_the_share_of_the_question_found_in_the_passage():
     assert coverage("anything?", []) == 0.0
 
 
+def test_a_long_question_needs_only_its_part_in_the_cited_article():
+    """A question spread over several articles counts as five terms: the cited one must hold three."""
+    sources = [hit(ALIBABA)]
+    two_articles = ("Which executive will lead hybrid cloud after Alibaba's reshuffle, according to Reuters, "
+                    "while Tencent's founder hired bankers in Singapore?")
+    assert len(question_terms(two_articles)) == 14
+    assert coverage(two_articles, sources) == 1.0  # lead, hybrid, cloud, alibaba, reshuffle
+    elsewhere = ("Which executive will lead the quantum lab after Tencent's reshuffle, according to Reuters, "
+                 "while its founder hired bankers in Singapore?")
+    assert coverage(elsewhere, sources) == pytest.approx(2 / 5)  # lead, reshuffle
+
+
 def test_coverage_accepts_spelling_variants_and_diacritics_but_not_other_words():
     bastille = [id_hit("Hari Bastille dirayakan di Perancis setiap 14 Juli. Manga shōnen ditujukan bagi remaja.")]
     # "Prancis" is spelled "Perancis" in the passage, "Shonen" carries a macron there
