@@ -2,11 +2,12 @@
 
 :func:`verify_citations` checks each cited sentence against the passage it cites: most
 of the sentence's content words (names, numbers, key terms, compared as raw words and as
-English and Indonesian stems, so an English answer can cite an Indonesian passage) must
-occur in it. A marker that names no source, or a passage that does not support its
+English and Indonesian stems, without diacritics, so an English answer can cite an
+Indonesian passage) must occur in it. A marker that names no source, or a passage that does not support its
 sentence, is repaired to the source that does, or flagged when none does. An answer with
 no marker gets one when a single source clearly supports it. Also recognises refusals
-("I don't know", "tidak tahu") in either language.
+("I don't know", "tidak tahu") in either language, and computes the two refusal gates,
+:func:`grounding` and :func:`coverage`, over :func:`judged_sources`.
 """
 
 from __future__ import annotations
