@@ -6,14 +6,16 @@ For each run folder, every question is prepared again against the run's collecti
 same sources the model saw, retrieval being deterministic), the model's recorded reply is
 checked as Kabar checks it, and the grounding and coverage gates are applied with the
 sources judged being: ``all`` of them, the ``cited`` ones (the default), or the cited ones
-plus the first k. Prints refusal F1, refusal rate and answer F1 per basis and coverage
-threshold (grounding threshold 0.5), so a change of basis can be weighed on answerable
+plus the first k. Prints refusal F1, refusal rate and answer F1 per basis, term cap
+(``--terms``, ``rag.citations.COVERAGE_TERMS``) and coverage threshold (grounding
+threshold 0.5), so a change of basis can be weighed on answerable
 and unanswerable sets together without asking the model again.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -21,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eval.metrics import refusal_scores, strip_citations, token_f1  # noqa: E402
+from rag import citations  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.brief import brief  # noqa: E402
 from rag.citations import coverage, grounding, is_refusal, verify_citations  # noqa: E402
@@ -46,6 +49,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--coverage", type=float, nargs="+", default=[0.5, 0.6, 0.75])
+    parser.add_argument("--terms", type=int, nargs="+", default=[citations.COVERAGE_TERMS],
+                        help="the most terms a question counts as in the coverage gate")
     parser.add_argument("--raw", action="store_true",
                         help="score the checked reply as the model wrote it, without brief answers")
     args = parser.parse_args()
@@ -57,29 +62,29 @@ def main() -> None:
         for line in (run / "questions.jsonl").open():
             q = json.loads(line)
             sources = kabar.prepare(q["question"]).sources
-            text, citations, _ = verify_citations(q["model_answer"] or "", sources)
-            records.append((q, text, sources, {c.number for c in citations}))
+            text, cites, _ = verify_citations(q["model_answer"] or "", sources)
+            records.append((q, text, sources, {c.number for c in cites}))
         prepared[run.name] = records
-    for name in BASES:
-        for min_coverage in args.coverage:
-            row = f"{name:14s} coverage {min_coverage:.2f}"
-            for run, records in prepared.items():
-                refused, answerable, f1 = [], [], []
-                for q, text, sources, cited in records:
-                    declined = is_refusal(text)
-                    if not declined:
-                        judged = basis(name, sources, cited)
-                        declined = (grounding(text, q["question"], judged) < 0.5
-                                    or coverage(q["question"], judged) < min_coverage)
-                    refused.append(declined)
-                    answerable.append(q["answerable"])
-                    if q["answerable"]:
-                        shown = strip_citations(text if args.raw else brief(text, q["question"]))
-                        f1.append(0.0 if declined else token_f1(shown, q["gold"]["answers"]) or 0.0)
-                s = refusal_scores(answerable, refused)
-                rf = "-" if s["refusal_f1"] is None else f"{s['refusal_f1']:.3f}"
-                row += f" | {run}: refusal F1 {rf}, rate {s['refusal_rate']:.2f}, answer F1 {sum(f1) / len(f1):.3f}"
-            print(row)
+    for name, terms, min_coverage in itertools.product(BASES, args.terms, args.coverage):
+        citations.COVERAGE_TERMS = terms
+        row = f"{name:14s} terms {terms:2d} coverage {min_coverage:.2f}"
+        for run, records in prepared.items():
+            refused, answerable, f1 = [], [], []
+            for q, text, sources, cited in records:
+                declined = is_refusal(text)
+                if not declined:
+                    judged = basis(name, sources, cited)
+                    declined = (grounding(text, q["question"], judged) < 0.5
+                                or coverage(q["question"], judged) < min_coverage)
+                refused.append(declined)
+                answerable.append(q["answerable"])
+                if q["answerable"]:
+                    shown = strip_citations(text if args.raw else brief(text, q["question"]))
+                    f1.append(0.0 if declined else token_f1(shown, q["gold"]["answers"]) or 0.0)
+            s = refusal_scores(answerable, refused)
+            rf = "-" if s["refusal_f1"] is None else f"{s['refusal_f1']:.3f}"
+            row += f" | {run}: refusal F1 {rf}, rate {s['refusal_rate']:.2f}, answer F1 {sum(f1) / len(f1):.3f}"
+        print(row)
 
 
 if __name__ == "__main__":
