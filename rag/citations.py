@@ -137,7 +137,7 @@ def question_terms(question: str) -> list[str]:
 # A question counts as at most this many terms: a long question ("which company, according
 # to Fortune ... and as The Age reported ...") spreads over several articles, and the ones an
 # answer cites hold only their part of it.
-COVERAGE_TERMS = 5
+COVERAGE_TERMS = 8
 
 
 def coverage(question: str, sources: Sequence[Hit]) -> float:

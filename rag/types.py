@@ -136,7 +136,7 @@ class Answer:
     ``grounding`` is the share of the answer's own key words found in the sources (0 for a
     refusal); below ``Settings.min_grounding`` the answer is declined. ``coverage`` is the
     share of the question's own terms found in the sources, a long question counting as
-    five terms (0 for a refusal); below ``Settings.min_coverage`` it is declined too.
+    eight terms (0 for a refusal); below ``Settings.min_coverage`` it is declined too.
     ``text`` is brief: a restatement of the question in front of the answer is dropped.
     ``model_text`` is the model's reply as generated, before any repair, refusal or
     shortening.
