@@ -3,8 +3,9 @@
 :func:`verify_citations` checks each cited sentence against the passage it cites: most
 of the sentence's content words (names, numbers, key terms, compared as raw words and as
 English and Indonesian stems, without diacritics, so an English answer can cite an
-Indonesian passage) must occur in it. A marker that names no source, or a passage that does not support its
-sentence, is repaired to the source that does, or flagged when none does. An answer with
+Indonesian passage) must occur in it. A marker that names no source, or a passage that
+does not support its sentence, is repaired to the source that does, or flagged when none
+does. An answer with
 no marker gets one when a single source clearly supports it. Also recognises refusals
 ("I don't know", "tidak tahu") in either language, and computes the two refusal gates,
 :func:`grounding` and :func:`coverage`, over :func:`judged_sources`.
@@ -213,9 +214,10 @@ def verify_citations(text: str, sources: Sequence[Hit]) -> tuple[str, list[Citat
         nonlocal previous
         sentence = m.group(0)
         groups = list(_GROUP.finditer(sentence))
-        if content_words(sentence):
+        has_words = bool(content_words(sentence))
+        if has_words:
             previous = sentence
-        if not groups or not content_words(previous):
+        if not groups or not previous:
             return sentence
         out, prev_end = [], 0
         for group in groups:
@@ -224,7 +226,7 @@ def verify_citations(text: str, sources: Sequence[Hit]) -> tuple[str, list[Citat
             # own: "... khas. Yaitu: [8]") the sentence before. Sources cited together share it.
             claim = sentence[prev_end : group.start()]
             if not content_words(claim):
-                claim = sentence if content_words(sentence) else previous
+                claim = sentence if has_words else previous
             numbers = cited_numbers(group.group(0))
             needed = SUPPORT / len(numbers)
             kept: list[int] = []

@@ -116,12 +116,12 @@ class ChromaStore:
         metadatas = [_metadata(c, now) for c in chunks]
         size = self._batch()
         for i in range(0, len(chunks), size):
-            part = chunks[i : i + size]
+            part = slice(i, i + size)
             self._col.upsert(
-                ids=[c.id for c in part],
-                embeddings=[list(v) for v in vectors[i : i + size]],
-                documents=[c.text for c in part],
-                metadatas=metadatas[i : i + size],
+                ids=[c.id for c in chunks[part]],
+                embeddings=[list(v) for v in vectors[part]],
+                documents=[c.text for c in chunks[part]],
+                metadatas=metadatas[part],
             )
         if self.lexical is not None:
             self.lexical.upsert([(c.id, c.text, m) for c, m in zip(chunks, metadatas)])
