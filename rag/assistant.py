@@ -35,7 +35,6 @@ from rag.types import Answer, Filters, Hit, Timings, Usage
 
 if TYPE_CHECKING:
     from ingest.pipeline import IngestReport, ProgressFn
-    from rag.local_llm import LocalLlamaServer
 
 #: What :meth:`Assistant.stream` yields: text pieces, then the final Answer.
 StreamEvent = Union[str, Answer]
@@ -63,7 +62,7 @@ class Assistant:
         self._embedder = embedder
         self._store = store
         self._llm = llm
-        self._server: LocalLlamaServer | None = None
+        self._owned_llm: Any = None  # the chat model this assistant made, with the local server it started
         # Several threads (web sessions) may ask at once; each component is created once.
         # Two locks: listing documents must not wait for the local LLM server to start.
         self._store_lock = threading.RLock()
@@ -91,19 +90,21 @@ class Assistant:
         with self._llm_lock:
             if self._llm is None:
                 self._llm = self._make_llm()
+                if self.settings.local_llm:
+                    self._owned_llm = self._llm
             return self._llm
 
     def _make_llm(self) -> OpenAIChat:
         s = self.settings
         if not s.local_llm:
             return OpenAIChat(s.llm_model, s.llm_base_url, s.llm_api_key, timeout_s=s.llm_timeout_s)
-        from rag.local_llm import MODEL_NAME, LocalLlamaServer, ensure_model
+        from rag.local_llm import LocalLlamaChat, LocalLlamaServer, ensure_model
 
         model_path = ensure_model(s.models_dir)
         (s.data_dir / "logs").mkdir(parents=True, exist_ok=True)
-        self._server = LocalLlamaServer(model_path, threads=s.llm_threads, context_tokens=s.llm_context_tokens,
-                                        log_path=s.data_dir / "logs" / "llama-server.log").start()
-        return OpenAIChat(MODEL_NAME, self._server.base_url, timeout_s=s.llm_timeout_s)
+        server = LocalLlamaServer(model_path, threads=s.llm_threads, context_tokens=s.llm_context_tokens,
+                                  log_path=s.data_dir / "logs" / "llama-server.log")
+        return LocalLlamaChat(server, timeout_s=s.llm_timeout_s).start()
 
     def warm_up(self, llm: bool = True) -> None:
         """Create the store and embedder (and start the LLM) now rather than on the first question."""
@@ -263,10 +264,9 @@ class Assistant:
     def close(self) -> None:
         """Stop the local LLM server if this assistant started one."""
         with self._llm_lock:
-            if self._server is not None:
-                self._server.stop()
-                self._server = None
-                self._llm = None
+            if self._owned_llm is not None:
+                self._owned_llm.close()
+                self._owned_llm = self._llm = None
 
     def __enter__(self) -> "Assistant":
         return self

@@ -13,6 +13,7 @@ and render them. They carry a message that says what to do next and do nothing e
     ├── ModelError               the local model file is missing or corrupt
     └── LLMError                 the chat model failed
         ├── LLMUnavailableError  the server cannot be reached or did not start
+        │   └── LLMServerStoppedError  the local server process ended (crash, kill)
         └── LLMTimeoutError      the server did not answer in time
 """
 
@@ -58,6 +59,14 @@ class LLMError(KabarError):
 
 class LLMUnavailableError(LLMError):
     """The chat model server cannot be reached or did not start."""
+
+
+class LLMServerStoppedError(LLMUnavailableError):
+    """The local LLM server's process ended; ``returncode`` is negative for a signal."""
+
+    def __init__(self, message: str, returncode: int) -> None:
+        super().__init__(message)
+        self.returncode = returncode
 
 
 class LLMTimeoutError(LLMError):

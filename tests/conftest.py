@@ -77,14 +77,18 @@ def store(settings: Settings, hash_embedder: HashEmbedder) -> ChromaStore:
     return ChromaStore.from_settings(settings, hash_embedder.model_id)
 
 
+def models_dir_for_tests() -> Path:
+    """Where the tests keep the assembled local model (once for every run, not per test)."""
+    return Path(os.environ.get("KABAR_TEST_MODELS", ROOT / ".cache" / "models"))
+
+
 @pytest.fixture(scope="session")
 def local_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The real local llama.cpp server with the default model, shared by the session."""
-    from rag.llm import OpenAIChat
-    from rag.local_llm import MODEL_NAME, LocalLlamaServer, ensure_model
+    from rag.local_llm import LocalLlamaChat, LocalLlamaServer, ensure_model
 
-    models = Path(os.environ.get("KABAR_TEST_MODELS", ROOT / ".cache" / "models"))
-    model = ensure_model(models)
+    model = ensure_model(models_dir_for_tests())
     log = tmp_path_factory.mktemp("llm") / "server.log"
-    with LocalLlamaServer(model, log_path=log) as server:
-        yield OpenAIChat(MODEL_NAME, server.base_url, timeout_s=300)
+    chat = LocalLlamaChat(LocalLlamaServer(model, log_path=log), timeout_s=300).start()
+    yield chat
+    chat.close()

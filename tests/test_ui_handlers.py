@@ -333,7 +333,7 @@ def test_build_app_returns_the_page_without_starting_anything(settings: Settings
     app = build_app(kabar)
     assert isinstance(app, gr.Blocks)
     assert not app.is_running
-    assert kabar._server is None and kabar._store is None and kabar._llm is None
+    assert kabar._store is None and kabar._llm is None
     assert app.analytics_enabled is False
 
 
