@@ -1,4 +1,4 @@
-"""The ``kabar`` command line: ingest, ask, info, serve-llm, eval, ui.
+"""The ``kabar`` command line: ingest, ask, docs, delete, info, doctor, serve-llm, eval, ui.
 
 Every command goes through the Python API. Errors print one line (``kabar: error: ...``)
 and exit with status 1; Ctrl-C exits with 130. No tracebacks unless KABAR_DEBUG is set.
@@ -119,18 +119,36 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from rag.doctor import Check, run_checks
+
+    def show(check: Check) -> None:
+        if not args.json:
+            print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:16} {check.summary}", flush=True)
+
+    checks = run_checks(_settings(args), llm=not args.no_llm, full_hash=args.full_hash, report=show)
+    if args.json:
+        print(json.dumps([asdict(c) for c in checks], indent=2, ensure_ascii=False))
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def cmd_serve_llm(args: argparse.Namespace) -> int:
-    from rag.local_llm import LocalLlamaServer, ensure_model
+    from rag.errors import LLMServerStoppedError
+    from rag.local_llm import LocalLlamaServer, ensure_model, stopped_message
 
     settings = _settings(args)
     model = ensure_model(settings.models_dir)
+    log = settings.data_dir / "logs" / "llama-server.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     server = LocalLlamaServer(model, port=args.port or settings.llm_port, threads=settings.llm_threads,
-                              context_tokens=settings.llm_context_tokens)
+                              context_tokens=settings.llm_context_tokens, log_path=log)
     with server:
-        print(f"local LLM serving at {server.base_url}", flush=True)
+        print(f"local LLM serving at {server.base_url} (log: {log})", flush=True)
         print(f"use it from other Kabar processes with: export OPENAI_BASE_URL={server.base_url}", flush=True)
         assert server.proc is not None
-        server.proc.wait()
+        code = server.proc.wait()
+    if code:
+        raise LLMServerStoppedError(stopped_message(code, log), code)
     return 0
 
 
@@ -168,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="documents, chunks, models and data directory in use")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("doctor", help="check the CPU, llama.cpp build, model, LLM and embedder speed, and store")
+    p.add_argument("--json", action="store_true", help="print every check's details as JSON")
+    p.add_argument("--no-llm", action="store_true", help="skip the answer speed check (starts the local model)")
+    p.add_argument("--full-hash", action="store_true", help="recompute the model file's SHA-256 (1.1 GB)")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("serve-llm", help="run the local LLM server in the foreground for other processes to share")
     p.add_argument("--port", type=int, help="port on 127.0.0.1 (env KABAR_LLM_PORT, default 8765)")
