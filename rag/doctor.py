@@ -82,8 +82,8 @@ def llama_system_info() -> tuple[str, str]:
             from rag.local_llm import stopped_message
 
             raise KabarError(stopped_message(done.returncode, None, what="loading llama.cpp"))
-        raise KabarError(f"llama-cpp-python cannot be loaded: {done.stderr.strip().splitlines()[-1:]}; "
-                         "install it with scripts/setup.sh")
+        last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise KabarError(f"llama-cpp-python cannot be loaded ({last}); install it with scripts/setup.sh")
     version, info = json.loads(done.stdout)
     return version, info
 

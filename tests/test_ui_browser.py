@@ -1,26 +1,33 @@
 """End to end: the chat page in headless Chromium, over the real embedder and local model.
 
-The app is built and served exactly as ``kabar ui`` does (on a free port), with the sample
-articles ingested; Playwright drives Debian's /usr/bin/chromium (never a browser download:
-``scripts/install-browser.sh`` installs both). Screenshots and the measured timings are
-kept in ``artifacts/`` at the repository root.
+The page is served by the real ``kabar ui`` command in its own process (warm-up on, its own
+local LLM server started from the warm-up thread, as users run it), over a data directory
+with the sample articles ingested; Playwright drives Debian's /usr/bin/chromium (never a
+browser download: ``scripts/install-browser.sh`` installs both). Each wait is a named step
+whose time is recorded, so a timeout says which step it was. Screenshots, the timings and
+the server's log are kept in ``artifacts/`` at the repository root.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+import httpx
 import pytest
 
 from rag.assistant import Assistant
 from rag.settings import Settings
-from tests.conftest import ALIBABA, ROOT, SAMPLE_ARTICLES
+from tests.conftest import ALIBABA, ROOT, SAMPLE_ARTICLES, models_dir_for_tests
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -63,18 +70,37 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, e5: Any, local_llm: Any) -> Iterator[str]:
-    from ui.app import build_app, serve
-
-    settings = Settings(data_dir=tmp_path_factory.mktemp("ui-browser") / "kabar-data")
-    kabar = Assistant(settings, embedder=e5, llm=local_llm)
-    kabar.ingest([SAMPLE_ARTICLES])
-    app = build_app(kabar)
-    url = serve(app, "127.0.0.1", free_port())
-    yield url
-    app.close()
+def served(tmp_path_factory: pytest.TempPathFactory, e5: Any) -> Iterator[str]:
+    """``kabar ui`` in its own process over the ingested sample articles; its URL."""
+    data_dir = tmp_path_factory.mktemp("ui-browser") / "kabar-data"
+    with Assistant(Settings(data_dir=data_dir), embedder=e5) as kabar:
+        assert not kabar.ingest([SAMPLE_ARTICLES]).errors
+    port = free_port()
+    env = {**os.environ, "KABAR_DATA_DIR": str(data_dir), "KABAR_MODEL_DIR": str(models_dir_for_tests()),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
     ARTIFACTS.mkdir(exist_ok=True)
-    (ARTIFACTS / "ui-timings.json").write_text(json.dumps(timings, indent=2) + "\n")
+    log = ARTIFACTS / "ui-server.log"
+    kabar_command = Path(sys.executable).parent / "kabar"
+    command = [str(kabar_command)] if kabar_command.exists() else [sys.executable, "-m", "rag.cli"]
+    with log.open("w") as out:
+        proc = subprocess.Popen([*command, "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 120
+        while "Kabar chat at" not in log.read_text():
+            assert proc.poll() is None, f"kabar ui exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"kabar ui did not start:\n{log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        assert httpx.get(url, timeout=30).status_code == 200
+        yield url
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        (ARTIFACTS / "ui-timings.json").write_text(json.dumps(timings, indent=2) + "\n")
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +128,19 @@ def screenshot_on_failure(page: Any, name: str) -> Iterator[None]:
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"ui-failed-{name}.png"), full_page=True)
         raise
+
+
+@contextmanager
+def step(name: str) -> Iterator[None]:
+    """A named part of a test: its time goes into the timings, and a failure names it."""
+    started = time.perf_counter()
+    try:
+        yield
+    except Exception as e:
+        timings.setdefault("failed_steps", []).append(name)
+        raise AssertionError(f"step {name!r} failed after {time.perf_counter() - started:.1f}s: {e}") from e
+    finally:
+        timings.setdefault("steps_s", {})[name] = round(time.perf_counter() - started, 2)
 
 
 def open_page(page: Any, url: str) -> float:
@@ -134,23 +173,29 @@ def test_answer_streams_in_with_its_sources(served: str, page: Any, browser: Any
 
 
 def answer_streams_in_with_its_sources(served: str, page: Any, browser: Any) -> None:
-    timings["page_load_s"] = round(open_page(page, served), 2)
-    clicked, ttft, first_seen = ask(page, "who leads hybrid cloud?")
+    with step("open the page"):
+        timings["page_load_s"] = round(open_page(page, served), 2)
+    with step("ask and see the first words"):
+        clicked, ttft, first_seen = ask(page, "who leads hybrid cloud?")
     timings["first_token_in_browser_s"] = round(ttft, 2)
 
     # Another user opens the page while this answer is being written: it loads and is its own session.
     other = browser.new_context(viewport={"width": 1200, "height": 900})
+    other_page = other.new_page()
     try:
-        other_page = other.new_page()
-        timings["page_load_while_answering_s"] = round(open_page(other_page, served), 2)
-        other_page.get_by_role("tab", name="Documents").click()
-        other_page.wait_for_function(
-            "() => document.querySelector('#kabar-documents').innerText.includes('Alibaba Rombak')")
-        assert other_page.locator("#kabar-chat [data-testid='user']").count() == 0
+        with screenshot_on_failure(other_page, "other-session"):
+            with step("open a second session while answering"):
+                timings["page_load_while_answering_s"] = round(open_page(other_page, served), 2)
+            with step("second session lists the documents"):
+                other_page.get_by_role("tab", name="Documents").click()
+                other_page.wait_for_function(
+                    "() => document.querySelector('#kabar-documents').innerText.includes('Alibaba Rombak')")
+            assert other_page.locator("#kabar-chat [data-testid='user']").count() == 0
     finally:
         other.close()
 
-    panel = wait_for_sources(page)
+    with step("the answer completes with its sources"):
+        panel = wait_for_sources(page)
     timings["answer_complete_s"] = round(time.perf_counter() - clicked, 2)
     # The API's own time to first token (in the panel's footer): the rest is the page's overhead.
     api = re.search(r"([\d.]+)s to first token", panel)
@@ -165,8 +210,9 @@ def answer_streams_in_with_its_sources(served: str, page: Any, browser: Any) -> 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ui-chat.png"), full_page=True)
 
-    page.click("#kabar-clear")
-    page.wait_for_function("() => !document.querySelector('#kabar-chat [data-testid=\"user\"]')")
+    with step("clear the chat"):
+        page.click("#kabar-clear")
+        page.wait_for_function("() => !document.querySelector('#kabar-chat [data-testid=\"user\"]')")
     assert "Sources appear here" in page.inner_text("#kabar-sources")
 
 
