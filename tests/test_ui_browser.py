@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from ingest import ingest
 from rag.assistant import Assistant
 from rag.settings import Settings
 from tests.conftest import ALIBABA, ROOT, SAMPLE_ARTICLES
@@ -68,7 +69,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, e5: Any, local_llm: Any) ->
 
     settings = Settings(data_dir=tmp_path_factory.mktemp("ui-browser") / "kabar-data")
     kabar = Assistant(settings, embedder=e5, llm=local_llm)
-    kabar.ingest([SAMPLE_ARTICLES])
+    ingest([SAMPLE_ARTICLES], kabar)
     app = build_app(kabar)
     url = serve(app, "127.0.0.1", free_port())
     yield url
