@@ -85,7 +85,7 @@ def looks_like_feed(data: bytes) -> bool:
 
 
 def _date(entry: Any) -> str:
-    parsed = entry.get("published_parsed") or entry.get("updated_parsed")
+    parsed = dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
     return time.strftime("%Y-%m-%d", parsed) if parsed else ""
 
 
@@ -123,7 +123,7 @@ def feed_documents(data: bytes, where: str, fetcher: Fetcher | None, state: Feed
         link = str(entry.get("link") or "").strip()
         key = str(entry.get("id") or link or f"#{n}")
         entry_where = link or f"{where} entry {n}"
-        fingerprint = content_hash(link, str(entry.get("title", "")), str(entry.get("updated", "")),
+        fingerprint = content_hash(link, str(entry.get("title", "")), str(dict.get(entry, "updated", "")),
                                    str(entry.get("published", "")), _entry_html(entry))
         doc_id = content_hash("url", link) if is_url(link) else content_hash("feed", where, key)
         if state is not None and state.get(where, key) == fingerprint and is_stored(doc_id):

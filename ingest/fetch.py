@@ -121,6 +121,7 @@ def _content_type(header: str) -> tuple[str, str]:
 
 
 def _describe(accept: tuple[str, ...]) -> str:
-    if accept == HTML_TYPES:
-        return "an HTML page"
-    return "one of " + ", ".join(accept)
+    kinds = ["an HTML page"] if set(HTML_TYPES) <= set(accept) else []
+    kinds += ["a feed"] if set(FEED_TYPES) <= set(accept) else []
+    kinds += ["a PDF"] if set(PDF_TYPES) <= set(accept) else []
+    return " or ".join(kinds) if kinds else "one of " + ", ".join(accept)

@@ -95,8 +95,15 @@ def decode_html(data: bytes, charset: str = "") -> str:
             continue
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data[:200_000]).best()
-    return data.decode(best.encoding if best else "cp1252", errors="replace")
+    matches = from_bytes(data[:200_000])
+    best = matches.best()
+    if best is None:
+        return data.decode("cp1252", errors="replace")
+    # Single-byte code pages often decode the same bytes equally well; among equals, prefer
+    # what browsers assume for an undeclared page (windows-1252) over, say, windows-1250.
+    equals = [m for m in matches if m.chaos <= best.chaos and m.coherence >= best.coherence]
+    encoding = "cp1252" if any("cp1252" in m.could_be_from_charset for m in equals) else best.encoding
+    return data.decode(encoding, errors="replace")
 
 
 def _looks_binary(data: bytes) -> bool:
@@ -185,8 +192,9 @@ def html_document(data: bytes, where: str, doc_id: str, *, url: str = "", charse
     """The article in an HTML page; an :class:`InputError` naming ``where`` when there is none.
 
     ``url`` is where the page was fetched from (its canonical URL wins when it declares one);
-    ``published``, ``author`` and ``title`` are what a feed said about it, used where the page
-    itself says nothing.
+    ``published`` and ``author`` are what a feed said about the page, and win over what the
+    page seems to say (a feed states them; a page's are found by heuristics); ``title`` is
+    used where the page has none.
     """
     if not data.strip():
         raise InputError(where, "is empty")
@@ -221,5 +229,5 @@ def html_document(data: bytes, where: str, doc_id: str, *, url: str = "", charse
         lang=page_lang(data, text),
         url=page_url,
         published=published or (extracted.date or "")[:10],
-        author=clean_text(extracted.author or author or ""),
+        author=clean_text(author or extracted.author or ""),
     )

@@ -47,7 +47,8 @@ def warc_documents(path: Path, max_bytes: int) -> Iterator[WarcItem]:
                 record = next(records)
             except StopIteration:
                 break
-            except (ArchiveLoadFailed, ValueError, OSError, EOFError) as e:
+            except (ArchiveLoadFailed, ValueError, OSError, EOFError, AttributeError, TypeError) as e:
+                # warcio fails on a broken header with any of these; none leaves a way to resync.
                 offset = records.get_record_offset() if hasattr(records, "get_record_offset") else "?"
                 yield InputError(f"{path} (record at byte {offset})", f"broken WARC record, rest of the archive "
                                                                       f"skipped ({type(e).__name__}: {e})")
