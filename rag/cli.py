@@ -23,7 +23,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _print_sources(answer: Any) -> None:
-    from rag.types import display_title
+    from rag.types import also_published, display_title, source_facts
 
     cited = {c.number for c in answer.citations}
     if not answer.sources:
@@ -33,7 +33,11 @@ def _print_sources(answer: Any) -> None:
         c = hit.chunk
         mark = "*" if n in cited else " "
         where = c.url or c.source
-        print(f" {mark}[{n}] {display_title(c.title, c.text)} — {where}")
+        facts = source_facts(c.source, c.published, c.author, c.page)
+        print(f" {mark}[{n}] {display_title(c.title, c.text)} — {where}" + (f" ({facts})" if facts else ""))
+        also = also_published(c.alternatives)
+        if also:
+            print(f"       {also}")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:

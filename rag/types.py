@@ -129,6 +129,33 @@ class Chunk:
         return f"Chunk(id={self.id!r}, doc_id={self.doc_id!r}, position={self.position}, text={short(self.text)!r})"
 
 
+def is_path(source: str) -> bool:
+    """Whether a source is a file path or URL rather than an outlet's name."""
+    return "/" in source or "\\" in source
+
+
+def source_facts(source: str, published: str = "", author: str = "", page: int = 0) -> str:
+    """One line of what is known about where a passage comes from: "Kompas · 2023-12-05 · Budi · p. 3".
+
+    A file path is left out (displays show the file's name on their own).
+    """
+    parts = [] if is_path(source) else [source]
+    parts += [published[:10]] if published else []
+    parts += [author] if author else []
+    parts += [f"p. {page}"] if page else []
+    return " · ".join(p for p in parts if p)
+
+
+def also_published(alternatives: "list[Alternative]") -> str:
+    """The other outlets of a story, one phrase: "also: Tempo (2023-12-06), Antara"."""
+    if not alternatives:
+        return ""
+    named = [f"{a.source} ({a.published[:10]})" if a.published else a.source
+             for a in alternatives if a.source and not is_path(a.source)]
+    named += [a.url for a in alternatives if (not a.source or is_path(a.source)) and a.url]
+    return "also: " + ", ".join(named) if named else ""
+
+
 @dataclass
 class Hit:
     """A retrieved chunk and its score (higher is better).

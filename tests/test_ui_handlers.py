@@ -273,7 +273,7 @@ def test_upload_of_bad_files_says_which_and_why(assistant: Assistant, tmp_path: 
     status, rows, _, _ = h.upload([str(good), str(binary), str(pdf)])
     assert "Ingested 1 document(s) (1 new)" in status
     assert "**photo\\.txt**: looks like a binary file" in status
-    assert "**report\\.pdf**: unsupported file type" in status
+    assert "**report\\.pdf**: is a corrupt or unreadable PDF" in status
     assert "Traceback" not in status
     assert [r[0] for r in rows] == ["A Title"]
 
