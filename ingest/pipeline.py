@@ -14,11 +14,13 @@ interrupted run keeps every document it finished, whole. Bad inputs are reported
 
 from __future__ import annotations
 
+import queue
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Union
 
 from ingest.chunk import chunk_document
 from ingest.dedupe import NearDuplicates, signature
@@ -274,19 +276,77 @@ def ingest(
     feeds = FeedState(settings.data_dir / "feeds.sqlite")
     ctx = LoadContext(max_bytes=int(settings.max_file_mb * 1_000_000), fetcher=fetcher, feeds=feeds,
                       is_stored=is_stored)
+    loader = _Loader(files, ctx)
     try:
-        for path in files:
-            for item in load_file(path, ctx):
-                if isinstance(item, InputError):
-                    report.errors.append(item)
-                elif isinstance(item, Unchanged):
-                    report.unchanged.append(item.doc_id)
-                else:
-                    writer.add(item)
+        for item in loader:
+            if isinstance(item, InputError):
+                report.errors.append(item)
+            elif isinstance(item, Unchanged):
+                report.unchanged.append(item.doc_id)
+            else:
+                writer.add(item)
     finally:
+        loader.stop()
         writer.finish()
         feeds.close()
         if fetcher is None and ctx.fetcher is not None:
             ctx.fetcher.close()
         report.seconds = time.perf_counter() - started
     return report
+
+
+_DONE = object()
+
+
+class _Loader:
+    """Loads the inputs in a thread of its own, a bounded queue ahead of the writer.
+
+    Fetching and extracting the next pages overlaps with embedding the current ones (the
+    embedder releases the GIL while it computes), which keeps the time outside the embedder
+    small (docs/INGEST.md). The queue holds at most :data:`GROUP_DOCS` items, so a large
+    archive never piles up in memory. An exception in the thread is raised in the reader.
+    """
+
+    def __init__(self, files: list, ctx: LoadContext) -> None:  # type: ignore[type-arg]
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=GROUP_DOCS)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(files, ctx), name="kabar-ingest-loader", daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self, files: list, ctx: LoadContext) -> None:  # type: ignore[type-arg]
+        try:
+            for path in files:
+                for item in load_file(path, ctx):
+                    if not self._put(item):
+                        return
+        except BaseException as e:  # handed to the reader, which raises it
+            self._put(_Failed(e))
+        finally:
+            self._put(_DONE)
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=5)
+
+
+@dataclass
+class _Failed:
+    error: BaseException
