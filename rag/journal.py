@@ -46,6 +46,7 @@ class WriteJournal:
     def _note(self, doc_ids: Sequence[str]) -> None:
         # Ids of an earlier unrepaired write stay in the note: a crash now must repair both.
         ids = sorted(set(doc_ids) | set(self._read() or []))
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump({"doc_ids": ids}, f)

@@ -361,3 +361,30 @@ def test_warc_is_streamed_not_read_whole(tmp_path: Path, monkeypatch: pytest.Mon
     report = run([archive], dedupe=False)  # the pages are near-copies of each other
     assert len(report.new) == 12
     assert len(reads) > 2 and max(reads) < archive.stat().st_size / 2
+
+
+# -- the examples folder ------------------------------------------------------------------
+
+
+def test_the_web_examples_ingest_offline(settings: Settings, store: ChromaStore, hash_embedder: Embedder) -> None:
+    """examples/web: a page, a feed (its links do not resolve: entry text stands in) and a PDF."""
+    import httpx
+
+    folder = Path(__file__).resolve().parent.parent / "examples" / "web"
+    unreachable = httpx.Client(transport=httpx.MockTransport(lambda r: (_ for _ in ()).throw(
+        httpx.ConnectError("no network", request=r))))
+    report = ingest([folder], settings, store=store, embedder=hash_embedder, fetcher=Fetcher(client=unreachable))
+    assert report.errors == [] and len(report.new) == 4
+    by_title = {d.title: d for d in store.documents()}
+    page = by_title["Nusantara Data Opens Its Second Batam Data Centre"]
+    assert (page.source, page.published, page.author) == ("The Jakarta Ledger", "2024-02-20", "Maya Hartono")
+    text = stored_text(store, page.doc_id)
+    assert text.startswith("Nusantara Data Opens") and "Nongsa Digital Park" in text
+    for junk in ("cookies", "Read more", "newsletter", "Related stories", "Hope they hire", "(Photo:"):
+        assert junk not in text, junk
+    ipo = by_title["Garuda Pangan Lists on the Jakarta Stock Exchange"]
+    assert (ipo.source, ipo.published, ipo.author) == (
+        "The Jakarta Ledger - Business", "2024-02-21", "desk@jakartaledger.example (Dimas Prasetyo)")
+    pdf = by_title["Bank Nusantara Quarterly Results Q3 2023"]
+    assert {c.page for c in store.get_chunks(pdf.doc_id)} <= {1, 2}
+    assert pdf.author == "Bank Nusantara Investor Relations"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import textwrap
 from datetime import datetime, timezone
 
 PARAGRAPHS = [
@@ -93,7 +94,7 @@ def _pdf_objects(pages: list[str | None]) -> bytes:
         if text is None:
             stream = b"0 0 1 rg 100 100 200 200 re f"  # a filled rectangle: a picture, no text
         else:
-            lines = [text[j : j + 80] for j in range(0, len(text), 80)]
+            lines = textwrap.wrap(text, 80)
             ops = ["BT /F1 11 Tf 72 720 Td 14 TL"]
             for line in lines:
                 safe = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
