@@ -388,3 +388,38 @@ def test_the_web_examples_ingest_offline(settings: Settings, store: ChromaStore,
     pdf = by_title["Bank Nusantara Quarterly Results Q3 2023"]
     assert {c.page for c in store.get_chunks(pdf.doc_id)} <= {1, 2}
     assert pdf.author == "Bank Nusantara Investor Relations"
+
+
+def test_outlet_and_date_filter_retrieval(tmp_path: Path, run, store: ChromaStore) -> None:
+    """--source / --since / --until work on what the pages said about themselves."""
+    from rag.types import Filters
+
+    a = tmp_path / "a.html"
+    a.write_text(web.news_page(site="Kabar Harian", published="2023-12-05"), encoding="utf-8")
+    b = tmp_path / "b.html"
+    b.write_text(web.news_page(web.OTHER, site="Warta Kota", published="2024-01-20",
+                               url="https://wartakota.example/b"), encoding="utf-8")
+    assert run([a, b]).errors == []
+
+    def found(filters: Filters) -> set[str]:
+        return {h.chunk.source for h in store.lexical_query("cloud kantor perusahaan", 10, filters.where())}
+
+    assert found(Filters()) == {"Kabar Harian", "Warta Kota"}
+    assert found(Filters(sources=["Warta Kota"])) == {"Warta Kota"}
+    assert found(Filters(since="2024-01-01")) == {"Warta Kota"}
+    assert found(Filters(until="2023-12-31")) == {"Kabar Harian"}
+
+
+def test_kabar_ingest_command_takes_urls_and_pages(httpserver: HTTPServer, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import main
+
+    httpserver.expect_request("/a").respond_with_data(web.news_page(), content_type="text/html")
+    httpserver.expect_request("/gone").respond_with_data("", status=404)
+    page = tmp_path / "b.html"
+    page.write_text(web.news_page(web.OTHER), encoding="utf-8")
+    args = ["ingest", httpserver.url_for("/a"), httpserver.url_for("/gone"), str(page)]
+    assert main(args + ["--no-dedupe"]) == 0
+    out = capsys.readouterr().out
+    assert "3 input(s): 2 new" in out
+    assert f"error: {httpserver.url_for('/gone')}: HTTP 404" in out
