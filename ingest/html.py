@@ -47,9 +47,11 @@ _POINTER = re.compile(
 # A photo caption or credit: "(Foto: ANTARA/...)", "Photo: Reuters", "(Credit: ...)".
 _CREDIT_WORDS = r"(?:foto|photo|photograph|credit|crédito|bild|image|gambar|ilustrasi|sumber foto|picture)s?"
 _CAPTION = re.compile(rf"(?:^\s*\(?{_CREDIT_WORDS}\s*:|\({_CREDIT_WORDS}\s*:[^)]*\)\s*\.?\s*$)", re.IGNORECASE)
-# Invitations to subscribe or write in, which news pages put inside the article body.
+# Invitations to subscribe or write in, which news pages put inside the article body. "Subscribe"
+# alone is not enough: investors subscribe to share offers.
 _PROMO = re.compile(
-    r"\b(?:newsletter|sign(?:ing)? up|subscribe|letters? to the editor|berlangganan|abonnieren|suscr[ií]bete)\b",
+    r"\b(?:newsletter|letters? to the editor|(?:subscribe|sign(?:ing)? up|berlangganan|abonnieren|suscr[ií]bete)"
+    r"\b.{0,40}?\b(?:our|now|today|here|free|inbox|email|kami|sekarang|gratis|unser\w*|nuestr\w*))",
     re.IGNORECASE)
 PROMO_MAX = 250  # a longer paragraph that mentions a newsletter is reporting, not promoting
 CAPTION_MAX = 300

@@ -423,3 +423,22 @@ def test_kabar_ingest_command_takes_urls_and_pages(httpserver: HTTPServer, tmp_p
     out = capsys.readouterr().out
     assert "3 input(s): 2 new" in out
     assert f"error: {httpserver.url_for('/gone')}: HTTP 404" in out
+
+
+def test_boilerplate_inside_the_article_is_trimmed_and_reporting_is_not(tmp_path: Path, run,
+                                                                         store: ChromaStore) -> None:
+    paragraphs = web.PARAGRAPHS + [
+        "Baca juga: Harga emas naik lagi",
+        "Jin Li saat konferensi pers di Hangzhou (Foto: ANTARA/Budi Santoso).",
+        "Jangan lewatkan berita terbaru, berlangganan newsletter kami sekarang!",
+        "Investor ramai-ramai subscribe rights issue perusahaan itu, kata analis.",
+        "Investors rushed to subscribe to the rights issue, the company said.",
+    ]
+    page = tmp_path / "p.html"
+    page.write_text(web.news_page(paragraphs), encoding="utf-8")
+    assert run([page]).errors == []
+    text = stored_text(store, file_id(page))
+    for gone in ("Baca juga", "(Foto: ANTARA", "newsletter"):
+        assert gone not in text, gone
+    for kept in ("Investor ramai-ramai subscribe", "Investors rushed to subscribe", web.PARAGRAPHS[2]):
+        assert kept in text, kept
