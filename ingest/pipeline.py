@@ -99,7 +99,8 @@ def _tqdm_progress(total: int) -> tuple[ProgressFn, Callable[[], None]]:
     bar = tqdm(total=total, unit="chunk", desc="embedding", file=sys.stderr, leave=False,
                disable=not sys.stderr.isatty())
 
-    def update(done: int, _total: int) -> None:
+    def update(done: int, total_now: int) -> None:
+        bar.total = total_now  # inputs stream in: the total grows as they are read
         bar.update(done - bar.n)
 
     return update, bar.close
@@ -122,7 +123,6 @@ class _Writer:
         self.pending: dict[str, Document] = {}
         self.todo: list[tuple[Document, list[Chunk], dict[str, Any]]] = []
         self.changed_alternatives: set[str] = set()
-        self.written: set[str] = set()
         self.done = self.total = 0
 
     def add(self, doc: Document) -> None:
@@ -176,7 +176,6 @@ class _Writer:
             writes.append(DocWrite(doc.id, cs, list(vectors[i : i + len(cs)]), meta))
             i += len(cs)
         self.report.chunks_removed += self.store.write_documents(writes)
-        self.written.update(doc.id for doc, _, _ in group)
         self.changed_alternatives -= {doc.id for doc, _, _ in group}
         self._update_alternatives()
         self.report.chunks_written += len(flat)
