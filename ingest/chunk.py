@@ -112,6 +112,7 @@ def chunk_text(text: str, max_tokens: int, overlap: int) -> list[Span]:
 def chunk_document(doc: Document, max_tokens: int, overlap: int) -> list[Chunk]:
     """Chunk a document; chunk ids derive from the document id and the chunk's content."""
     chunks = []
+    doc_hash = doc.hash
     for position, (start, end) in enumerate(chunk_text(doc.text, max_tokens, overlap)):
         text = doc.text[start:end]
         chunks.append(
@@ -127,7 +128,9 @@ def chunk_document(doc: Document, max_tokens: int, overlap: int) -> list[Chunk]:
                 lang=doc.lang,
                 url=doc.url,
                 published=doc.published,
-                doc_hash=doc.hash,
+                doc_hash=doc_hash,
+                author=doc.author,
+                page=doc.page_at(start),
             )
         )
     return chunks

@@ -1,50 +1,95 @@
-"""Loading articles from files into :class:`rag.types.Document` objects.
+"""Loading articles from files and URLs into :class:`rag.types.Document` objects.
 
 Supported: ``.txt`` and ``.md`` articles (the first non-empty line is the title, the
-rest the body), and ``.jsonl`` files with one article per line in Kabar's corpus format
-(``{"id", "title", "text", "lang", "url", "published", "source"}``, only ``text``
-required). Folders are walked recursively; hidden entries and other file types in them
-are skipped. Each problem is an :class:`~rag.errors.InputError` naming the file (and line)
-that is yielded, not raised, so one bad file never stops the others.
+rest the body), ``.jsonl`` files with one article per line in Kabar's corpus format
+(``{"id", "title", "text", "lang", "url", "published", "source", "author"}``, only
+``text`` required), web pages (``.html``, ``.htm``: :mod:`ingest.html`), PDFs
+(:mod:`ingest.pdf`), web archives (``.warc``, ``.warc.gz``: :mod:`ingest.warc`), RSS
+and Atom feeds (``.rss``, ``.atom``, ``.xml``: :mod:`ingest.feeds`), ``http(s)://`` URLs
+(fetched by :mod:`ingest.fetch`: a page, a feed or a PDF, told apart by content type),
+and files of URLs (``.urls``, or a ``.txt`` whose every line is a URL). Folders are
+walked recursively; hidden entries and other file types in them are skipped. Each problem
+is an :class:`~rag.errors.InputError` naming the file, line or URL that is yielded, not
+raised, so one bad input never stops the others.
 
-Does not fetch URLs, parse HTML or PDF, or guess legacy encodings: text must be UTF-8
-(a UTF-8 or UTF-16 byte-order mark is honoured).
+Plain-text articles must be UTF-8 (a UTF-8 or UTF-16 byte-order mark is honoured); web
+pages may use any encoding they declare or that can be detected.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Union
+from typing import Callable, Iterable, Iterator, Union
 
 from ingest.clean import clean_text
+from ingest.feeds import FeedState, Unchanged, feed_documents, looks_like_feed
+from ingest.fetch import FEED_TYPES, HTML_TYPES, PDF_TYPES, Fetcher, is_url
+from ingest.html import html_document
+from ingest.pdf import load_pdf, pdf_document
+from ingest.warc import is_warc, warc_documents
 from rag.errors import InputError
 from rag.lang import detect_lang
 from rag.types import Document, content_hash
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 JSONL_SUFFIXES = {".jsonl"}
-SUPPORTED = TEXT_SUFFIXES | JSONL_SUFFIXES
+HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+PDF_SUFFIXES = {".pdf"}
+FEED_SUFFIXES = {".rss", ".atom", ".xml"}
+URL_LIST_SUFFIXES = {".urls"}
+WARC_SUFFIXES = {".warc", ".warc.gz"}
+SUPPORTED = TEXT_SUFFIXES | JSONL_SUFFIXES | HTML_SUFFIXES | PDF_SUFFIXES | FEED_SUFFIXES | URL_LIST_SUFFIXES \
+    | WARC_SUFFIXES
 
-Loaded = Union[Document, InputError]
+Loaded = Union[Document, InputError, Unchanged]
+#: A file, or a URL as given.
+Input = Union[Path, str]
 
 
-def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Path], list[InputError], list[Path]]:
-    """Files to load, errors for paths that cannot be, and files skipped inside folders."""
-    files: list[Path] = []
+@dataclass
+class LoadContext:
+    """What loading needs beyond a path: the size limit, an HTTP client, feed memory.
+
+    ``is_stored(doc_id)`` tells whether a document is in the store already (or folded
+    into one as a near-duplicate), so that an unchanged feed entry is not fetched again.
+    """
+
+    max_bytes: int = 20_000_000
+    fetcher: Fetcher | None = None
+    feeds: FeedState | None = None
+    is_stored: Callable[[str], bool] = field(default=lambda _doc_id: False)
+
+    def get_fetcher(self) -> Fetcher:
+        if self.fetcher is None:
+            self.fetcher = Fetcher(max_bytes=self.max_bytes)
+        return self.fetcher
+
+
+def _supported(path: Path) -> bool:
+    return path.suffix.lower() in SUPPORTED or is_warc(path)
+
+
+def expand_paths(paths: Iterable[str | Path]) -> tuple[list[Input], list[InputError], list[Path]]:
+    """Files and URLs to load, errors for paths that cannot be, and files skipped inside folders."""
+    files: list[Input] = []
     errors: list[InputError] = []
     skipped: list[Path] = []
     for raw in paths:
+        if isinstance(raw, str) and is_url(raw.strip()):
+            files.append(raw.strip())
+            continue
         path = Path(raw).expanduser()
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 rel = child.relative_to(path)
                 if any(part.startswith(".") for part in rel.parts) or not child.is_file():
                     continue
-                (files if child.suffix.lower() in SUPPORTED else skipped).append(child)
+                (files if _supported(child) else skipped).append(child)
         elif path.is_file():
-            if path.suffix.lower() in SUPPORTED:
+            if _supported(path):
                 files.append(path)
             else:
                 errors.append(InputError(str(path), f"unsupported file type {path.suffix or '(none)'!r}; "
@@ -91,8 +136,8 @@ def _split_title(text: str, markdown: bool) -> tuple[str, str]:
     return "", ""
 
 
-def load_text_file(path: Path, max_bytes: int) -> Document:
-    text = clean_text(read_text(path, max_bytes))
+def load_text_file(path: Path, max_bytes: int, raw: str | None = None) -> Document:
+    text = clean_text(read_text(path, max_bytes) if raw is None else raw)
     if not text:
         raise InputError(str(path), "has no text left after cleaning")
     title, body = _split_title(text, markdown=path.suffix.lower() != ".txt")
@@ -142,15 +187,78 @@ def document_from_record(record: dict, default_source: str) -> Document:
     url = str(record.get("url") or "")
     source = str(record.get("source") or url or default_source)
     return Document(id=doc_id, title=title, text=body, source=source, lang=lang, url=url,
-                    published=str(record.get("published") or ""))
+                    published=str(record.get("published") or ""), author=str(record.get("author") or ""))
 
 
-def load_file(path: Path, max_bytes: int) -> Iterator[Loaded]:
-    """Documents (or errors) from one supported file."""
-    if path.suffix.lower() in JSONL_SUFFIXES:
-        yield from load_jsonl(path, max_bytes)
-        return
+def read_bytes(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, or an InputError if it is over the limit or cannot be read."""
     try:
-        yield load_text_file(path, max_bytes)
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise InputError(str(path), f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit "
+                                        "(KABAR_MAX_FILE_MB); split it or raise the limit")
+        return path.read_bytes()
+    except OSError as e:
+        raise InputError(str(path), f"cannot read: {e.strerror or e}") from e
+
+
+def url_list(path: Path, text: str) -> list[str] | None:
+    """The URLs in a file of URLs (one a line, ``#`` comments allowed); None if it is not one."""
+    lines = [line.strip() for line in text.split("\n")]
+    urls = [line for line in lines if line and not line.startswith("#")]
+    if path.suffix.lower() in URL_LIST_SUFFIXES or (urls and all(is_url(u) for u in urls)):
+        return urls
+    return None
+
+
+def load_url(url: str, ctx: LoadContext) -> Iterator[Loaded]:
+    """A page, a feed's entries or a PDF fetched from ``url``."""
+    try:
+        page = ctx.get_fetcher().fetch(url, accept=HTML_TYPES + FEED_TYPES + PDF_TYPES)
+        doc_id = content_hash("url", url)
+        if page.content_type in PDF_TYPES:
+            doc = pdf_document(page.data, url, doc_id)
+            doc.source, doc.url = url, page.final_url
+            yield doc
+        elif page.content_type in FEED_TYPES or (page.content_type not in HTML_TYPES and looks_like_feed(page.data)):
+            yield from feed_documents(page.data, url, ctx.get_fetcher(), ctx.feeds, ctx.is_stored)
+        else:
+            yield html_document(page.data, url, doc_id, url=page.final_url, charset=page.charset)
+    except InputError as e:
+        yield e
+
+
+def load_file(path: Input, ctx: LoadContext | int) -> Iterator[Loaded]:
+    """Documents (or errors) from one supported file or URL."""
+    if isinstance(ctx, int):
+        ctx = LoadContext(max_bytes=ctx)
+    if isinstance(path, str):
+        yield from load_url(path, ctx)
+        return
+    suffix = path.suffix.lower()
+    try:
+        if suffix in JSONL_SUFFIXES:
+            yield from load_jsonl(path, ctx.max_bytes)
+        elif is_warc(path):
+            yield from warc_documents(path, ctx.max_bytes)
+        elif suffix in PDF_SUFFIXES:
+            yield load_pdf(path, ctx.max_bytes)
+        elif suffix in HTML_SUFFIXES:
+            source = str(path.resolve())
+            doc = html_document(read_bytes(path, ctx.max_bytes), str(path), content_hash("file", source))
+            if doc.source == str(path):
+                doc.source = source
+            yield doc
+        elif suffix in FEED_SUFFIXES:
+            yield from feed_documents(read_bytes(path, ctx.max_bytes), str(path.resolve()), ctx.get_fetcher(),
+                                      ctx.feeds, ctx.is_stored)
+        else:
+            text = read_text(path, ctx.max_bytes)
+            urls = url_list(path, text)
+            if urls is None:
+                yield load_text_file(path, ctx.max_bytes, text)
+            else:
+                for url in urls:
+                    yield from load_url(url, ctx)
     except InputError as e:
         yield e

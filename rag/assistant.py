@@ -1,12 +1,14 @@
 """The public Python API: :class:`Assistant`.
 
+    from ingest import ingest
     from rag import Assistant
     with Assistant() as kabar:                 # settings from the environment
-        kabar.ingest(["examples/articles"])
+        ingest(["examples/articles"], kabar)   # articles go in through ingest/, into kabar's store
         answer = kabar.ask("who leads hybrid cloud?")
         print(answer.text, [c.title for c in answer.citations])
 
-The chat page, the CLI and the evaluation runner all go through this class. Components
+The chat page, the CLI and the evaluation runner all go through this class. It does not
+ingest: :func:`ingest.ingest` writes into its store, so ``rag`` never imports ``ingest``. Components
 (store, embedder, LLM) are created on first use, or passed in. Without a configured LLM
 server the local llama.cpp server is started on the first question and stopped by
 :meth:`close` (or at exit).
@@ -17,8 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, Union
+from typing import Any, Iterator, Sequence, Union
 
 from rag.brief import brief
 from rag.citations import coverage, grounding, is_refusal, judged_sources, verify_citations
@@ -32,9 +33,6 @@ from rag.retrieval import hybrid_search
 from rag.settings import Settings
 from rag.store import ChromaStore, DocumentInfo
 from rag.types import Answer, Filters, Hit, Timings, Usage
-
-if TYPE_CHECKING:
-    from ingest.pipeline import IngestReport, ProgressFn
 
 #: What :meth:`Assistant.stream` yields: text pieces, then the final Answer.
 StreamEvent = Union[str, Answer]
@@ -120,12 +118,6 @@ class Assistant:
         return f"{s.llm_model or '(first model the server lists)'} at {s.llm_base_url or 'the OpenAI API'}"
 
     # -- documents -------------------------------------------------------------------
-
-    def ingest(self, paths: Iterable[Union[str, Path]], progress: "ProgressFn | bool" = False) -> "IngestReport":
-        """Ingest files and folders (see :func:`ingest.ingest`)."""
-        from ingest.pipeline import ingest
-
-        return ingest(paths, self.settings, store=self.store, embedder=self.embedder, progress=progress)
 
     def documents(self) -> list[DocumentInfo]:
         return self.store.documents()

@@ -184,7 +184,8 @@ def judged_sources(sources: Sequence[Hit], cited: Iterable[int]) -> list[Hit]:
 def _citation(n: int, hit: Hit, verified: bool) -> Citation:
     c = hit.chunk
     return Citation(number=n, doc_id=c.doc_id, title=c.title, source=c.source, text=c.text, chunk_id=c.id,
-                    url=c.url, verified=verified)
+                    url=c.url, verified=verified, published=c.published, author=c.author, page=c.page,
+                    alternatives=list(c.alternatives))
 
 
 def resolve_citations(text: str, sources: Sequence[Hit]) -> tuple[list[Citation], list[int]]:

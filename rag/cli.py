@@ -1,4 +1,4 @@
-"""The ``kabar`` command line: ingest, ask, docs, delete, info, doctor, serve-llm, eval, ui.
+"""The ``kabar`` command line: ask, docs, delete, info, doctor, serve-llm; ingest, eval and ui from their packages.
 
 Every command goes through the Python API. Errors print one line (``kabar: error: ...``)
 and exit with status 1; Ctrl-C exits with 130. No tracebacks unless KABAR_DEBUG is set.
@@ -22,17 +22,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(data_dir=getattr(args, "data_dir", None), collection=getattr(args, "collection", None))
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
-    from rag.assistant import Assistant
-
-    with Assistant(_settings(args)) as kabar:
-        report = kabar.ingest(args.paths, progress=True)
-    print(report.summary())
-    return 1 if report.errors and not (report.new or report.updated or report.unchanged) else 0
-
-
 def _print_sources(answer: Any) -> None:
-    from rag.types import display_title
+    from rag.types import also_published, display_title, source_facts
 
     cited = {c.number for c in answer.citations}
     if not answer.sources:
@@ -42,7 +33,11 @@ def _print_sources(answer: Any) -> None:
         c = hit.chunk
         mark = "*" if n in cited else " "
         where = c.url or c.source
-        print(f" {mark}[{n}] {display_title(c.title, c.text)} — {where}")
+        facts = source_facts(c.source, c.published, c.author, c.page)
+        print(f" {mark}[{n}] {display_title(c.title, c.text)} — {where}" + (f" ({facts})" if facts else ""))
+        also = also_published(c.alternatives)
+        if also:
+            print(f"       {also}")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -162,10 +157,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--collection", help="collection name (env KABAR_COLLECTION)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("ingest", help="ingest .txt/.md files, folders and corpus .jsonl files")
-    p.add_argument("paths", nargs="+")
-    p.set_defaults(func=cmd_ingest)
-
     p = sub.add_parser("ask", help="ask a question; streams the answer, then lists the sources")
     p.add_argument("question")
     p.add_argument("--top-k", type=int, help="chunks to retrieve (env KABAR_TOP_K)")
@@ -203,9 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _extensions() -> list[Callable[[Any], None]]:
-    """Subcommands that live with their stage (eval/, ui/), registered without importing heavy modules."""
+    """Subcommands that live with their stage (ingest/, eval/, ui/), found by name at run time.
+
+    rag/ depends on none of them: an installation without one simply lacks its command.
+    """
     found = []
-    for module in ("eval.cli", "ui.cli"):
+    for module in ("ingest.cli", "eval.cli", "ui.cli"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as e:

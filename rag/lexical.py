@@ -137,12 +137,25 @@ class LexicalIndex:
     def upsert(self, rows: Sequence[Row]) -> None:
         """Index ``(chunk_id, text, metadata)`` rows; an existing chunk id is replaced."""
         with self._lock, self._db:
-            self._delete_ids(cid for cid, _, _ in rows)
-            for cid, text, meta in rows:
-                cur = self._db.execute("INSERT INTO chunks(chunk_id, doc_id, text, meta) VALUES (?, ?, ?, ?)",
-                                       (cid, str(meta.get("doc_id", "")), text, json.dumps(meta)))
-                terms = analyze(index_text(text, meta), str(meta.get("lang", "")))
-                self._db.execute("INSERT INTO terms(rowid, body) VALUES (?, ?)", (cur.lastrowid, " ".join(terms)))
+            self._insert(rows)
+
+    def _insert(self, rows: Sequence[Row]) -> None:
+        self._delete_ids(cid for cid, _, _ in rows)
+        for cid, text, meta in rows:
+            cur = self._db.execute("INSERT INTO chunks(chunk_id, doc_id, text, meta) VALUES (?, ?, ?, ?)",
+                                   (cid, str(meta.get("doc_id", "")), text, json.dumps(meta)))
+            terms = analyze(index_text(text, meta), str(meta.get("lang", "")))
+            self._db.execute("INSERT INTO terms(rowid, body) VALUES (?, ?)", (cur.lastrowid, " ".join(terms)))
+
+    def replace_documents(self, doc_ids: Sequence[str], rows: Sequence[Row]) -> None:
+        """Make ``rows`` the only rows of ``doc_ids``, in one transaction."""
+        with self._lock, self._db:
+            for doc_id in set(doc_ids):
+                found = [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
+                for rowid in found:
+                    self._db.execute("DELETE FROM terms WHERE rowid = ?", (rowid,))
+                self._db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+            self._insert(rows)
 
     def delete(self, chunk_ids: Iterable[str]) -> None:
         with self._lock, self._db:

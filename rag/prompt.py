@@ -18,7 +18,7 @@ from rag.context import assemble_context
 from rag.errors import ConfigError
 from rag.llm import Message
 from rag.tokens import count_tokens
-from rag.types import Hit
+from rag.types import Hit, also_published, is_path
 
 PROMPTS = Path(__file__).parent / "prompts"
 
@@ -95,7 +95,12 @@ def _neutralise(text: str) -> str:
 def format_source(n: int, hit: Hit) -> str:
     c = hit.chunk
     header = f"Title: {_neutralise(c.title)}\n" if c.title else ""
+    header += f"Source: {_neutralise(c.source)}\n" if c.source and not is_path(c.source) else ""
+    header += f"Author: {_neutralise(c.author)}\n" if c.author else ""
     header += f"Date: {c.published[:10]}\n" if c.published else ""
+    header += f"Page: {c.page}\n" if c.page else ""
+    also = also_published(c.alternatives)
+    header += f"Also published by: {_neutralise(also.removeprefix('also: '))}\n" if also else ""
     return render("source", n=n, header=header, text=_neutralise(c.text)).strip()
 
 

@@ -9,7 +9,8 @@ upsert that changes nothing. Reprs stay short: long texts are truncated.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 
 
 def short(text: str, width: int = 60) -> str:
@@ -33,8 +34,40 @@ def content_hash(*parts: str) -> str:
 
 
 @dataclass
+class Alternative:
+    """Another place that published the same story (a near-duplicate folded into a stored one)."""
+
+    source: str
+    url: str = ""
+    published: str = ""
+    title: str = ""
+    doc_id: str = ""
+    doc_hash: str = ""
+
+
+def alternatives_json(alternatives: "list[Alternative]") -> str:
+    """How alternatives travel in chunk metadata (Chroma keeps only scalars)."""
+    return json.dumps([asdict(a) for a in alternatives], ensure_ascii=False) if alternatives else ""
+
+
+def alternatives_from_json(text: str) -> "list[Alternative]":
+    if not text:
+        return []
+    try:
+        return [Alternative(**{k: str(v) for k, v in item.items() if k in Alternative.__dataclass_fields__})
+                for item in json.loads(text) if isinstance(item, dict) and "source" in item]
+    except (ValueError, TypeError):
+        return []
+
+
+@dataclass
 class Document:
-    """One article: its cleaned body text and what is known about it."""
+    """One article: its cleaned body text and what is known about it.
+
+    ``source`` is where it came from as a reader names it: an outlet ("BBC News") for web
+    pages, feeds and corpus records that say so, else the file's path. ``pages`` holds the
+    offset in ``text`` where each page starts (PDFs; empty for everything else).
+    """
 
     id: str
     title: str
@@ -43,11 +76,27 @@ class Document:
     lang: str = ""
     url: str = ""
     published: str = ""
+    author: str = ""
+    pages: list[int] = field(default_factory=list)
+    #: Facts kept with the document but not part of its identity, e.g. a web archive's crawl date.
+    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def hash(self) -> str:
         """Hash of everything that ends up in the store; a change means re-chunking."""
-        return content_hash(self.title, self.text, self.source, self.lang, self.url, self.published)
+        # Fields added later join the hash only when set: older stores keep their hashes.
+        extra = [self.author] if self.author else []
+        extra += [",".join(map(str, self.pages))] if self.pages else []
+        return content_hash(self.title, self.text, self.source, self.lang, self.url, self.published, *extra)
+
+    def page_at(self, offset: int) -> int:
+        """The 1-based page holding character ``offset`` (0 when the document has no pages)."""
+        page = 0
+        for number, start in enumerate(self.pages, start=1):
+            if start > offset:
+                break
+            page = number
+        return page
 
     def __repr__(self) -> str:
         return f"Document(id={self.id!r}, title={short(self.title, 40)!r}, text={short(self.text)!r})"
@@ -69,9 +118,42 @@ class Chunk:
     url: str = ""
     published: str = ""
     doc_hash: str = ""
+    author: str = ""
+    #: PDF page the chunk starts on (1-based; 0: not paged).
+    page: int = 0
+    #: How many chunks the document had when this one was written (0: not recorded).
+    n_chunks: int = 0
+    alternatives: list[Alternative] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return f"Chunk(id={self.id!r}, doc_id={self.doc_id!r}, position={self.position}, text={short(self.text)!r})"
+
+
+def is_path(source: str) -> bool:
+    """Whether a source is a file path or URL rather than an outlet's name."""
+    return "/" in source or "\\" in source
+
+
+def source_facts(source: str, published: str = "", author: str = "", page: int = 0) -> str:
+    """One line of what is known about where a passage comes from: "Kompas · 2023-12-05 · Budi · p. 3".
+
+    A file path is left out (displays show the file's name on their own).
+    """
+    parts = [] if is_path(source) else [source]
+    parts += [published[:10]] if published else []
+    parts += [author] if author else []
+    parts += [f"p. {page}"] if page else []
+    return " · ".join(p for p in parts if p)
+
+
+def also_published(alternatives: "list[Alternative]") -> str:
+    """The other outlets of a story, one phrase: "also: Tempo (2023-12-06), Antara"."""
+    if not alternatives:
+        return ""
+    named = [f"{a.source} ({a.published[:10]})" if a.published else a.source
+             for a in alternatives if a.source and not is_path(a.source)]
+    named += [a.url for a in alternatives if (not a.source or is_path(a.source)) and a.url]
+    return "also: " + ", ".join(named) if named else ""
 
 
 @dataclass
@@ -104,6 +186,11 @@ class Citation:
     chunk_id: str
     url: str = ""
     verified: bool = True
+    published: str = ""
+    author: str = ""
+    page: int = 0
+    #: Other outlets that published the same story (see :class:`Alternative`).
+    alternatives: list[Alternative] = field(default_factory=list)
 
 
 @dataclass

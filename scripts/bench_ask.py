@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from ingest import ingest
 from rag.assistant import Assistant  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
@@ -42,7 +43,7 @@ def main() -> None:
         # A fresh store, but the usual model directory: the model is assembled only once.
         settings = Settings.from_env(data_dir=Path(tmp), model_dir=Settings.from_env().models_dir)
         with Assistant(settings) as kabar:
-            kabar.ingest([args.path])
+            ingest([args.path], kabar)
             started = time.perf_counter()
             _ = kabar.llm  # assemble the model (first time) and start the server
             print(f"LLM ready in {time.perf_counter() - started:.1f}s: {kabar.describe_llm()}")

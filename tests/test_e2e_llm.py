@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ingest import ingest
 from rag.assistant import Assistant
 from rag.settings import Settings
 from tests.conftest import ALIBABA, SAMPLE_ARTICLES
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.llm
 def kabar(tmp_path_factory, e5, local_llm):
     settings = Settings.from_env({"KABAR_DATA_DIR": str(tmp_path_factory.mktemp("e2e"))})
     assistant = Assistant(settings, embedder=e5, llm=local_llm)
-    report = assistant.ingest([SAMPLE_ARTICLES])
+    report = ingest([SAMPLE_ARTICLES], assistant)
     assert not report.errors
     return assistant
 
@@ -87,7 +88,7 @@ def test_instructions_inside_an_article_change_nothing(tmp_path, e5, local_llm):
     hostile = tmp_path / "hybrid-cloud-market.txt"
     hostile.write_text(HOSTILE, encoding="utf-8")
     kabar = Assistant(settings, embedder=e5, llm=local_llm)
-    kabar.ingest([SAMPLE_ARTICLES, hostile])
+    ingest([SAMPLE_ARTICLES, hostile], kabar)
     for question in ("Who are the biggest buyers of hybrid cloud capacity in the region?",
                      "who leads hybrid cloud?"):
         answer = kabar.ask(question)

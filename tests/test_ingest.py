@@ -195,7 +195,7 @@ CROSS_LINGUAL = [("who leads hybrid cloud?", "alibaba-cloud-reshuffle-id")] + [_
 def e5_assistant(e5: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Assistant:
     settings = Settings(data_dir=tmp_path_factory.mktemp("e5-corpus"))
     kabar = Assistant(settings, embedder=e5)
-    report = kabar.ingest([SAMPLE_ARTICLES])
+    report = ingest([SAMPLE_ARTICLES], kabar)
     assert report.errors == [] and len(report.new) == 14
     return kabar
 

@@ -18,6 +18,7 @@ import httpx
 import openai
 import pytest
 
+from ingest import ingest
 from rag.assistant import Assistant
 from rag.cli import main
 from rag.embeddings import Embedder
@@ -207,7 +208,7 @@ def test_assistant_with_unreachable_server(settings: Settings, hash_embedder: Em
     unreachable = settings.with_(llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_model="x",
                                  llm_timeout_s=10)
     kabar = Assistant(unreachable, embedder=hash_embedder)
-    assert kabar.ingest([article]).new
+    assert ingest([article], kabar).new
     started = time.perf_counter()
     with pytest.raises(LLMUnavailableError) as info:
         kabar.ask("siapa yang memimpin hybrid cloud?")
@@ -217,7 +218,7 @@ def test_assistant_with_unreachable_server(settings: Settings, hash_embedder: Em
 
 def test_cli_ask_with_unreachable_server(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
                                          settings: Settings, e5: Embedder, article: Path) -> None:
-    Assistant(settings, embedder=e5).ingest([article])  # the CLI uses the same data directory and model
+    ingest([article], Assistant(settings, embedder=e5))  # the CLI uses the same data directory and model
     url = f"http://127.0.0.1:{free_port()}/v1"
     monkeypatch.setenv("OPENAI_BASE_URL", url)
     monkeypatch.setenv("KABAR_LLM_MODEL", "x")

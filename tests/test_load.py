@@ -205,7 +205,7 @@ def test_empty_jsonl_file(tmp_path: Path) -> None:
     assert str(path) in str(err) and "empty" in str(err)
 
 
-@pytest.mark.parametrize("name", ["report.pdf", "page.html", "README"])
+@pytest.mark.parametrize("name", ["report.docx", "photo.jpg", "README"])
 def test_unsupported_extension_given_explicitly(tmp_path: Path, name: str) -> None:
     path = tmp_path / name
     path.write_text("Some text", encoding="utf-8")
@@ -247,12 +247,12 @@ def test_folder_recursion_skips_hidden_and_counts_unsupported(tmp_path: Path) ->
     (root / ".hidden.txt").write_text("Hidden\n\nShould not load.", encoding="utf-8")
     (root / ".git" / "notes.txt").write_text("Git\n\nShould not load.", encoding="utf-8")
     (root / "2023" / "photo.jpg").write_bytes(b"\xff\xd8\xff")
-    (root / "page.html").write_text("<p>no</p>", encoding="utf-8")
+    (root / "notes.docx").write_bytes(b"PK\x03\x04")
 
     files, errors, skipped = expand_paths([root])
     assert errors == []
-    assert sorted(p.name for p in files) == ["corpus.jsonl", "deep.md", "top.txt"]
-    assert sorted(p.name for p in skipped) == ["page.html", "photo.jpg"]
+    assert sorted(p.name for p in files) == ["corpus.jsonl", "deep.md", "top.txt"]  # type: ignore[union-attr]
+    assert sorted(p.name for p in skipped) == ["notes.docx", "photo.jpg"]
 
     docs, errors = load_all([root])
     assert errors == []

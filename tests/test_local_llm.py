@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from ingest import ingest
 from rag.assistant import Assistant
 from rag.errors import LLMServerStoppedError, LLMUnavailableError
 from rag.local_llm import stopped_message
@@ -107,7 +108,7 @@ def local_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="module")
 def ingested(local_settings: Settings, e5: Any) -> Settings:
     with Assistant(local_settings, embedder=e5) as kabar:
-        assert not kabar.ingest([SAMPLE_ARTICLES]).errors
+        assert not ingest([SAMPLE_ARTICLES], kabar).errors
     return local_settings
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from ingest import ingest
 from ingest.pipeline import ingest_documents
 from rag.lexical import LexicalIndex, analyze
 from rag.retrieval import hybrid_search, name_ranking, query_names, reciprocal_rank_fusion, topic_names, topic_ranking
@@ -162,7 +163,7 @@ def test_a_follow_up_retrieves_from_the_article_the_conversation_is_about(e5, tm
     from rag.settings import Settings
     from tests.conftest import SAMPLE_ARTICLES
     kabar = Assistant(Settings.from_env({"KABAR_DATA_DIR": str(tmp_path)}), embedder=e5)
-    kabar.ingest([SAMPLE_ARTICLES])
+    ingest([SAMPLE_ARTICLES], kabar)
     topic = "who leads hybrid cloud? Jin Li leads hybrid cloud. [2]"
     first = kabar.retrieve("who leads public cloud?", 4, topic=topic)[0]
     assert first.chunk.title.startswith("Alibaba")

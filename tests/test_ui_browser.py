@@ -25,6 +25,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
+from ingest import ingest
 from rag.assistant import Assistant
 from rag.settings import Settings
 from tests.conftest import ALIBABA, ROOT, SAMPLE_ARTICLES, models_dir_for_tests
@@ -74,7 +75,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, e5: Any) -> Iterator[str]:
     """``kabar ui`` in its own process over the ingested sample articles; its URL."""
     data_dir = tmp_path_factory.mktemp("ui-browser") / "kabar-data"
     with Assistant(Settings(data_dir=data_dir), embedder=e5) as kabar:
-        assert not kabar.ingest([SAMPLE_ARTICLES]).errors
+        assert not ingest([SAMPLE_ARTICLES], kabar).errors
     port = free_port()
     env = {**os.environ, "KABAR_DATA_DIR": str(data_dir), "KABAR_MODEL_DIR": str(models_dir_for_tests()),
            "GRADIO_ANALYTICS_ENABLED": "False"}

@@ -16,6 +16,7 @@ import httpx
 import openai
 import pytest
 
+from ingest import ingest
 from rag.assistant import Assistant
 from rag.citations import cited_numbers
 from rag.errors import ConfigError
@@ -76,7 +77,7 @@ def assistant(settings: Settings, hash_embedder: Any, scripted: ScriptedLLM) -> 
 
 @pytest.fixture
 def loaded(assistant: Assistant) -> Assistant:
-    report = assistant.ingest([SAMPLE_ARTICLES])
+    report = ingest([SAMPLE_ARTICLES], assistant)
     assert not report.errors
     return assistant
 
@@ -180,7 +181,7 @@ def test_unreachable_llm_is_a_message_in_the_chat(settings: Settings, hash_embed
         raise httpx.ConnectError("connection refused", request=request)
 
     kabar = Assistant(settings, embedder=hash_embedder, llm=chat_over(refuse))
-    kabar.ingest([ALIBABA])
+    ingest([ALIBABA], kabar)
     chat, steps = ask(Handlers(kabar), "who leads hybrid cloud?")
     assert [m["role"] for m in chat] == ["user", "assistant"]
     assert chat[1]["content"].startswith(render.ERROR_MARK)
@@ -195,7 +196,7 @@ def test_llm_failing_mid_answer_keeps_what_came(settings: Settings, hash_embedde
         return httpx.Response(200, content=body.encode(), headers={"content-type": "text/event-stream"})
 
     kabar = Assistant(settings, embedder=hash_embedder, llm=chat_over(broken))
-    kabar.ingest([ALIBABA])
+    ingest([ALIBABA], kabar)
     chat, _ = ask(Handlers(kabar), "who leads hybrid cloud?")
     assert chat[1]["content"] == "Jin Li "
     assert chat[2]["content"].startswith(f"{render.ERROR_MARK} **Could not answer:** the answer was cut off")
@@ -224,7 +225,7 @@ def test_document_text_is_shown_as_text_never_markup(assistant: Assistant, tmp_p
     evil = tmp_path / "evil.md"
     evil.write_text("# <img src=x onerror=alert(1)> *bold* [link](javascript:alert(2))\n\n"
                     "<script>alert(3)</script> costs $20 and $30.\n", encoding="utf-8")
-    assistant.ingest([evil])
+    ingest([evil], assistant)
     chat, steps = ask(Handlers(assistant), "costs")
     panel = last_panel(steps)
     assert "<script>" not in panel and "<img" not in panel
@@ -272,7 +273,7 @@ def test_upload_of_bad_files_says_which_and_why(assistant: Assistant, tmp_path: 
     status, rows, _, _ = h.upload([str(good), str(binary), str(pdf)])
     assert "Ingested 1 document(s) (1 new)" in status
     assert "**photo\\.txt**: looks like a binary file" in status
-    assert "**report\\.pdf**: unsupported file type" in status
+    assert "**report\\.pdf**: is a corrupt or unreadable PDF" in status
     assert "Traceback" not in status
     assert [r[0] for r in rows] == ["A Title"]
 
@@ -386,7 +387,7 @@ def test_served_app_with_a_login_refuses_anonymous_calls(settings: Settings, has
 @pytest.mark.llm
 def test_follow_up_question_uses_the_conversation(settings: Settings, e5: Any, local_llm: Any) -> None:
     kabar = Assistant(settings, embedder=e5, llm=local_llm)
-    kabar.ingest([SAMPLE_ARTICLES])
+    ingest([SAMPLE_ARTICLES], kabar)
     h = Handlers(kabar)
     chat, _ = ask(h, "who leads hybrid cloud?", top_k=4, temperature=0.0)  # a shorter prompt: faster
     assert "Jin Li" in chat[1]["content"]

@@ -92,7 +92,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         sources = gr.HTML(render.EMPTY_SOURCES, css_template=_SOURCES_CSS, js_on_load=None,
                                           elem_id="kabar-sources", max_height=760, padding=True)
             with gr.Tab("Documents", id="documents"):
-                upload = gr.File(label="Add articles: .txt or .md (first line is the title), or .jsonl corpus files",
+                upload = gr.File(label="Add articles: .txt/.md, .jsonl, web pages, PDFs, feeds, .warc archives",
                                  file_count="multiple", type="filepath", elem_id="kabar-upload", height=140)
                 doc_status = gr.Markdown(elem_id="kabar-doc-status")
                 table = gr.Dataframe(headers=render.DOCUMENT_HEADERS, datatype=["str", "str", "number", "str", "str"],

@@ -17,6 +17,7 @@ from typing import Any
 
 import gradio as gr
 
+from ingest import ingest
 from rag.assistant import Assistant
 from rag.errors import KabarError
 from rag.types import Answer
@@ -132,12 +133,13 @@ class Handlers:
         """
         paths = [files] if isinstance(files, str) else list(files or [])
         if not paths:
-            return "Choose one or more files first (.txt, .md or .jsonl).", *self._table_or_empty(), None
+            return ("Choose one or more files first (.txt, .md, .jsonl, .html, .pdf, a feed or a web archive).",
+                    *self._table_or_empty(), None)
         try:
             self.warm_up(llm=False)
             kept = self._keep_uploads(paths)
             progress((0, None), desc="reading files")
-            report = self.assistant.ingest(kept, progress=_progress_fn(progress))
+            report = ingest(kept, self.assistant, progress=_progress_fn(progress))
             status = _ingest_status(report, self.assistant.settings.data_dir / "uploads")
         except Exception as e:
             status = f"{render.ERROR_MARK} **Upload failed:** {render.message_escape(_problem(e))}"

@@ -16,7 +16,7 @@ from pathlib import PurePath
 from typing import Any
 
 from rag.store import DocumentInfo
-from rag.types import Answer, Hit
+from rag.types import Answer, Hit, also_published, source_facts
 
 #: Starts every error message in the chat; such messages are left out of the history.
 ERROR_MARK = "⚠️"
@@ -156,7 +156,7 @@ def sources_html(answer: Answer) -> str:
             f'<li class="kabar-source{" kabar-cited" if n in cited else ""}" data-n="{n}">'
             f'<div class="kabar-source-head"><span class="kabar-num">[{n}]</span> {mark}'
             f'<span class="kabar-title">{html.escape(c.title or "(untitled)")}</span></div>'
-            f'<div class="kabar-where">{where}</div>'
+            f'<div class="kabar-where">{where}{_facts(c)}</div>'
             f'<div class="kabar-passage">{_paragraphs(c.text)}</div></li>'
         )
     summary = (f"{len(cited)} of {len(answer.sources)} cited" if cited else
@@ -171,6 +171,19 @@ def sources_html(answer: Answer) -> str:
               f"{' · ' + html.escape(answer.model) if answer.model else ''}</p>")
     return (f'<div class="kabar-sources"><h3>Sources <span class="kabar-muted">({summary})</span></h3>{searched}'
             f'<ol class="kabar-source-list">{"".join(items)}</ol>{notes}{footer}</div>')
+
+
+def _facts(c: Any) -> str:
+    """Outlet, date, author, page and the story's other outlets, escaped, after the link."""
+    facts = source_facts(c.source, c.published, c.author, c.page)
+    out = f' <span class="kabar-muted kabar-facts">{html.escape(facts)}</span>' if facts else ""
+    also = also_published(c.alternatives)
+    links = "".join(f' <a href="{html.escape(a.url, quote=True)}" target="_blank" rel="noopener noreferrer">'
+                    f"[{html.escape(a.source or a.url)}]</a>" for a in c.alternatives
+                    if a.url.startswith(("http://", "https://")))
+    if also:
+        out += f'<div class="kabar-muted kabar-also">{html.escape(also)}{links}</div>'
+    return out
 
 
 def _paragraphs(text: str) -> str:
