@@ -160,7 +160,7 @@ def check_llm(settings: Settings) -> Check:
         finally:
             chat.close()  # type: ignore[attr-defined]
         probe["server_start_s"] = round(start_s, 2)
-        where = f"local server, {server.threads} threads"
+        where = f"local server, {server.batch_threads} threads reading, {server.threads} generating"
     else:
         chat = OpenAIChat(settings.llm_model, settings.llm_base_url, settings.llm_api_key,
                           timeout_s=settings.llm_timeout_s)

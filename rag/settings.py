@@ -82,7 +82,7 @@ class Settings:
             raise ConfigError(f"answer_history must be 0 or more. Currently, answer_history is {self.answer_history}.")
         if self.llm_threads < 0:
             raise ConfigError(
-                f"llm_threads must be 0 (all cores) or more. Currently, llm_threads is {self.llm_threads}."
+                f"llm_threads must be 0 (automatic) or more. Currently, llm_threads is {self.llm_threads}."
             )
         if not self.collection.strip():
             raise ConfigError("collection must not be empty.")

@@ -93,6 +93,22 @@ def test_stopped_messages_name_the_signal_and_the_log(tmp_path: Path) -> None:
     assert issubclass(LLMServerStoppedError, LLMUnavailableError)
 
 
+def test_generation_leaves_cores_free_and_the_prompt_uses_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag import local_llm
+
+    def option(server: local_llm.LocalLlamaServer, name: str) -> str:
+        command = server.command()
+        return command[command.index(name) + 1]
+
+    monkeypatch.setattr(local_llm, "usable_cores", lambda: 2)
+    server = local_llm.LocalLlamaServer(Path("model.gguf"))
+    assert option(server, "--n_threads") == "1" and option(server, "--n_threads_batch") == "2"
+    monkeypatch.setattr(local_llm, "usable_cores", lambda: 1)
+    assert option(local_llm.LocalLlamaServer(Path("model.gguf")), "--n_threads") == "1"
+    chosen = local_llm.LocalLlamaServer(Path("model.gguf"), threads=3)
+    assert option(chosen, "--n_threads") == "3" and option(chosen, "--n_threads_batch") == "3"
+
+
 # -- the real server -------------------------------------------------------------------
 
 llm = pytest.mark.llm
