@@ -20,7 +20,8 @@ from typing import Any
 SUMMARY_KEYS = ("hit@1", "hit@5", "hit@10", "recall@10", "mrr@10", "ndcg@10", "evidence_hit@10",
                 "context_doc_recall", "context_evidence_recall", "context_tokens_p50", "em", "f1", "contains",
                 "refusal_precision", "refusal_recall", "refusal_f1", "citation_accuracy", "retrieval_ms_p50",
-                "latency_ms_p50", "latency_ms_p95", "ttft_ms_p50", "tokens_in_mean", "tokens_out_mean")
+                "latency_ms_p50", "latency_ms_p95", "sources_ms_p50", "ttft_ms_p50", "ttft_ms_p95", "tokens_in_mean",
+                "tokens_out_mean")
 
 
 def register(subparsers: Any) -> None:

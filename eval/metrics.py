@@ -349,6 +349,7 @@ def aggregate(results: Sequence[QuestionResult], answers: bool) -> dict[str, Any
     out["context_tokens_p95"] = percentile(context, 95)
     timed = {"retrieval_ms": [r.retrieval_ms for r in ok], "latency_ms": [r.total_ms for r in ok]}
     if answers:
+        timed["sources_ms"] = [r.sources_ms for r in ok if r.sources_ms is not None]
         timed["ttft_ms"] = [r.ttft_ms for r in ok if r.ttft_ms is not None]
     for name, values in timed.items():
         out[f"{name}_p50"] = percentile(values, 50)

@@ -22,8 +22,9 @@ RETRIEVAL_HEADLINE = ("hit@1", "hit@5", "hit@10", "recall@10", "mrr@10", "ndcg@1
 ANSWER_HEADLINE = ("em", "f1", "contains", "citation_accuracy", "refusal_precision", "refusal_recall", "refusal_f1")
 CURVE_KEYS = ["min_grounding", "min_coverage", "refusal_precision", "refusal_recall", "refusal_f1", "refusal_rate",
               "answer_f1"]
-COST_KEYS = ("context_tokens_p50", "context_tokens_p95", "retrieval_ms_p50", "retrieval_ms_p95", "ttft_ms_p50",
-             "ttft_ms_p95", "latency_ms_p50", "latency_ms_p95", "tokens_in_mean", "tokens_out_mean")
+COST_KEYS = ("context_tokens_p50", "context_tokens_p95", "retrieval_ms_p50", "retrieval_ms_p95", "sources_ms_p50",
+             "sources_ms_p95", "ttft_ms_p50", "ttft_ms_p95", "latency_ms_p50", "latency_ms_p95", "tokens_in_mean",
+             "tokens_out_mean")
 PLOTTED = ("hit@1", "hit@10", "mrr@10", "context_doc_recall", "context_evidence_recall", "contains", "f1",
            "refusal_f1")
 COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")

@@ -81,6 +81,7 @@ class QuestionResult:
     retrieval_ms: float = 0.0
     ttft_ms: float | None = None
     total_ms: float = 0.0
+    sources_ms: float | None = None
     tokens_in: int = 0
     tokens_out: int = 0
     tokens_estimated: bool = False
@@ -102,7 +103,8 @@ class QuestionResult:
             "ranked_docs": self.ranked_docs, "first_gold_rank": self.first_gold_rank,
             "context_tokens": self.context_tokens,
             "scores": self.scores,
-            "timings": {"retrieval_ms": self.retrieval_ms, "ttft_ms": self.ttft_ms, "total_ms": self.total_ms},
+            "timings": {"retrieval_ms": self.retrieval_ms, "sources_ms": self.sources_ms, "ttft_ms": self.ttft_ms,
+                        "total_ms": self.total_ms},
             "usage": {"prompt_tokens": self.tokens_in, "completion_tokens": self.tokens_out,
                       "estimated": self.tokens_estimated},
             "judge": self.judge, "error": self.error,
@@ -126,7 +128,7 @@ class QuestionResult:
             ranked_docs=list(d.get("ranked_docs") or []), first_gold_rank=d.get("first_gold_rank"),
             context_tokens=int(d.get("context_tokens") or 0), scores=dict(d.get("scores") or {}),
             retrieval_ms=float(timings.get("retrieval_ms") or 0.0), ttft_ms=timings.get("ttft_ms"),
-            total_ms=float(timings.get("total_ms") or 0.0),
+            total_ms=float(timings.get("total_ms") or 0.0), sources_ms=timings.get("sources_ms"),
             tokens_in=int(usage.get("prompt_tokens") or 0), tokens_out=int(usage.get("completion_tokens") or 0),
             tokens_estimated=bool(usage.get("estimated", False)),
             judge=d.get("judge"), error=d.get("error"),

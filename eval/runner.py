@@ -200,11 +200,12 @@ def run_question(assistant: Assistant, q: Question, answers: bool, judge: Judge 
             stream.close()
         assert answer is not None
         hits, sources = answer.hits, answer.sources
-        retrieval_s, ttft_s, total_s = answer.timings.retrieval_s, answer.timings.first_token_s, answer.timings.total_s
+        t = answer.timings
+        retrieval_s, sources_s, ttft_s, total_s = t.retrieval_s, t.sources_s, t.first_token_s, t.total_s
     else:
         prep = assistant.prepare(q.question)
         total_s = time.perf_counter() - started
-        hits, sources, retrieval_s, ttft_s = prep.hits, prep.sources, prep.retrieval_s, None
+        hits, sources, retrieval_s, sources_s, ttft_s = prep.hits, prep.sources, prep.retrieval_s, None, None
     if assistant.settings.top_k >= metrics.RANK_DEPTH:
         ranking = hits[: metrics.RANK_DEPTH]
     else:
@@ -229,7 +230,7 @@ def run_question(assistant: Assistant, q: Question, answers: bool, judge: Judge 
         first_gold_rank=metrics.first_gold_rank(ranked_docs, q.doc_ids),
         context_tokens=context_tokens(sources), scores=metrics.score_question(q, outcome),
         retrieval_ms=round(retrieval_s * 1000, 2), ttft_ms=round(ttft_s * 1000, 2) if ttft_s is not None else None,
-        total_ms=round(total_s * 1000, 2),
+        total_ms=round(total_s * 1000, 2), sources_ms=round(sources_s * 1000, 2) if sources_s is not None else None,
         tokens_in=answer.usage.prompt_tokens if answer else 0,
         tokens_out=answer.usage.completion_tokens if answer else 0,
         tokens_estimated=answer.usage.estimated if answer else False,

@@ -4,7 +4,7 @@ The public API is :class:`Assistant`; the dataclasses it returns; :class:`Settin
 and the errors in :mod:`rag.errors`. Importing ``rag`` loads no model and starts nothing.
 """
 
-from rag.assistant import Assistant
+from rag.assistant import Assistant, Prepared
 from rag.errors import (
     ConfigError,
     EmbeddingError,
@@ -13,13 +13,14 @@ from rag.errors import (
     InputError,
     KabarError,
     LLMError,
+    LLMServerStoppedError,
     LLMTimeoutError,
     LLMUnavailableError,
     ModelError,
     StoreError,
 )
 from rag.settings import Settings
-from rag.types import Answer, Chunk, Citation, Document, Filters, Hit, Timings, Usage
+from rag.types import Answer, Chunk, Citation, Document, Filters, Hit, SourceArticle, Timings, Usage
 
 __all__ = [
     "Answer",
@@ -36,10 +37,13 @@ __all__ = [
     "InputError",
     "KabarError",
     "LLMError",
+    "LLMServerStoppedError",
     "LLMTimeoutError",
     "LLMUnavailableError",
     "ModelError",
+    "Prepared",
     "Settings",
+    "SourceArticle",
     "StoreError",
     "Timings",
     "Usage",

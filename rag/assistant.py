@@ -32,15 +32,13 @@ from rag.prompt import build_messages, refusal_text, select_sources
 from rag.retrieval import hybrid_search
 from rag.settings import Settings
 from rag.store import ChromaStore, DocumentInfo
-from rag.types import Answer, Filters, Hit, Timings, Usage
-
-#: What :meth:`Assistant.stream` yields: text pieces, then the final Answer.
-StreamEvent = Union[str, Answer]
+from rag.types import Answer, Filters, Hit, SourceArticle, Timings, Usage, source_articles
 
 
 @dataclass
 class Prepared:
-    """A question made ready for the LLM (see :meth:`Assistant.prepare`)."""
+    """A question made ready for the LLM (see :meth:`Assistant.prepare`): what will be searched,
+    what was found, and which of it the model reads (``sources``, numbered from 1)."""
 
     question: str
     query: str
@@ -49,6 +47,16 @@ class Prepared:
     sources: list[Hit]
     messages: list[Message]
     retrieval_s: float
+
+    @property
+    def articles(self) -> list[SourceArticle]:
+        """The sources grouped by article (see :func:`rag.types.source_articles`)."""
+        return source_articles(self.sources)
+
+
+#: What :meth:`Assistant.stream` yields: the Prepared question (its sources, before the
+#: model reads them), then text pieces, then the final Answer.
+StreamEvent = Union[Prepared, str, Answer]
 
 
 class Assistant:
@@ -109,6 +117,14 @@ class Assistant:
         _ = self.store
         if llm:
             _ = self.llm
+
+    def llm_state(self) -> str:
+        """``"starting"`` when the next answer must first start the local model, ``"busy"`` when
+        the model answers one request at a time and is answering another, else ``"ready"``."""
+        llm = self._llm
+        if llm is None:
+            return "starting" if self.settings.local_llm else "ready"
+        return "busy" if llm.serial and llm.active else "ready"
 
     def describe_llm(self) -> str:
         """Which LLM answers, without starting anything."""
@@ -187,13 +203,17 @@ class Assistant:
 
     def stream(self, question: str, history: Sequence[Message] | None = None, top_k: int | None = None,
                temperature: float | None = None, filters: Filters | None = None) -> Iterator[StreamEvent]:
-        """Yield the answer text as it is generated, then the final :class:`Answer`.
+        """Yield the :class:`Prepared` question as soon as its sources are known, then the answer
+        text as it is generated, then the final :class:`Answer`.
 
-        The final Answer's text may differ from the streamed pieces where a citation was
-        repaired (see ``Answer.flags``).
+        The sources come first so that a reader sees what Kabar found while the model is still
+        reading it. The final Answer's text may differ from the streamed pieces where a
+        citation was repaired (see ``Answer.flags``).
         """
         started = time.perf_counter()
         prep = self.prepare(question, history, top_k, filters)
+        sources_s = time.perf_counter() - started
+        yield prep
         temp = self.settings.temperature if temperature is None else temperature
         llm = self.llm
         parts: list[str] = []
@@ -232,7 +252,7 @@ class Assistant:
             hits=prep.hits,
             sources=prep.sources,
             usage=usage,
-            timings=Timings(prep.retrieval_s, first_token_s, time.perf_counter() - started),
+            timings=Timings(prep.retrieval_s, first_token_s, time.perf_counter() - started, sources_s),
             refused=refused,
             grounding=grounded,
             coverage=covered,

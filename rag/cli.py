@@ -22,27 +22,25 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(data_dir=getattr(args, "data_dir", None), collection=getattr(args, "collection", None))
 
 
-def _print_sources(answer: Any) -> None:
+def _print_articles(articles: Any, cited: set[int]) -> None:
+    """One line per article: its passage numbers, title, where and what is known; ``*`` if cited."""
     from rag.types import also_published, display_title, source_facts
 
-    cited = {c.number for c in answer.citations}
-    if not answer.sources:
-        return
-    print("\nSources:")
-    for n, hit in enumerate(answer.sources, start=1):
-        c = hit.chunk
-        mark = "*" if n in cited else " "
-        where = c.url or c.source
+    for article in articles:
+        c = article.chunk
+        numbers = "".join(f"[{n}]" for n in article.numbers)
+        mark = "*" if cited & set(article.numbers) else " "
         facts = source_facts(c.source, c.published, c.author, c.page)
-        print(f" {mark}[{n}] {display_title(c.title, c.text)} — {where}" + (f" ({facts})" if facts else ""))
+        print(f" {mark}{numbers} {display_title(c.title, c.text)} — {c.url or c.source}"
+              + (f" ({facts})" if facts else ""))
         also = also_published(c.alternatives)
         if also:
             print(f"       {also}")
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag.assistant import Assistant
-    from rag.types import Answer, Filters
+    from rag.assistant import Assistant, Prepared
+    from rag.types import Answer, Filters, source_articles
 
     settings = _settings(args)
     if args.top_k:
@@ -55,7 +53,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
         for item in kabar.stream(args.question, filters=filters):
             if isinstance(item, Answer):
                 answer = item
-            elif not args.json:
+            elif args.json:
+                continue
+            elif isinstance(item, Prepared):
+                # The sources first: they are known in a fraction of a second, the answer takes longer.
+                articles = item.articles
+                print(f"Reading {len(articles)} article(s):" if articles else "No passage matched the question.")
+                _print_articles(articles, set())
+                print(flush=True)
+            else:
                 streamed.append(item)
                 print(item, end="", flush=True)
     assert answer is not None
@@ -68,9 +74,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         for flag in answer.flags:
             print(f"  note: {flag}")
         print(answer.text)
-    _print_sources(answer)
+    cited = {c.number for c in answer.citations}
+    if cited:
+        print("\nCited:")
+        _print_articles([a for a in source_articles(answer.sources) if cited & set(a.numbers)], cited)
     t = answer.timings
-    print(f"\n({t.first_token_s:.1f}s to first token, {t.total_s:.1f}s in all; {answer.model})", file=sys.stderr)
+    print(f"\n({t.sources_s:.1f}s to sources, {t.first_token_s:.1f}s to first token, {t.total_s:.1f}s in all; "
+          f"{answer.model})", file=sys.stderr)
     return 0
 
 

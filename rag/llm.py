@@ -8,6 +8,7 @@ what to check. It does not retry beyond the client's single retry and does not c
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Iterator, Sequence, Union
 
 from rag.errors import LLMError, LLMTimeoutError, LLMUnavailableError
@@ -22,7 +23,13 @@ OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
 
 
 class OpenAIChat:
-    """A chat model behind an OpenAI-compatible API; the client is created on first use."""
+    """A chat model behind an OpenAI-compatible API; the client is created on first use.
+
+    ``active`` counts the answers being streamed now; ``serial`` says whether the server
+    answers one request at a time (the local llama.cpp server does), so that a new one waits.
+    """
+
+    serial = False
 
     def __init__(self, model: str = "", base_url: str = "", api_key: str = "", timeout_s: float = 120.0,
                  client: Any = None) -> None:
@@ -33,6 +40,8 @@ class OpenAIChat:
         self._api_key = api_key
         self.timeout_s = timeout_s
         self._client = client
+        self.active = 0
+        self._active_lock = threading.Lock()
 
     @property
     def where(self) -> str:
@@ -66,6 +75,16 @@ class OpenAIChat:
     def stream(self, messages: Sequence[Message], temperature: float = 0.1, max_tokens: int = 256,
                stop: Sequence[str] | None = None) -> Iterator[StreamItem]:
         """Yield the answer's text as it arrives, then a :class:`Usage`."""
+        with self._active_lock:
+            self.active += 1
+        try:
+            yield from self._stream(messages, temperature, max_tokens, stop)
+        finally:
+            with self._active_lock:
+                self.active -= 1
+
+    def _stream(self, messages: Sequence[Message], temperature: float, max_tokens: int,
+                stop: Sequence[str] | None) -> Iterator[StreamItem]:
         model = self.model
         parts: list[str] = []
         usage: Usage | None = None

@@ -274,6 +274,8 @@ class LocalLlamaChat(OpenAIChat):
     log, and the next request starts a fresh server.
     """
 
+    serial = True  # llama.cpp's server answers one request at a time; others wait their turn
+
     def __init__(self, server: LocalLlamaServer, timeout_s: float = 120.0) -> None:
         super().__init__(MODEL_NAME, server.base_url, timeout_s=timeout_s)
         self.server = server

@@ -113,14 +113,15 @@ def build_messages(question: str, sources: Sequence[Hit], lang: str,
                    history: Sequence[Message] | None = None) -> list[Message]:
     """System prompt, the given conversation turns, then the sources and the question."""
     language = LANGUAGES.get(lang, "English")
-    refusal = refusal_text(lang)
     blocks = "\n\n".join(format_source(i, hit) for i, hit in enumerate(sources, start=1))
-    messages: list[Message] = [{"role": "system", "content": render("system", language=language, refusal=refusal)}]
+    # The system prompt is the same for every question and language: llama.cpp's server keeps the
+    # previous prompt's state, so an unchanged prefix is not read again.
+    messages: list[Message] = [{"role": "system", "content": render("system")}]
     for turn in history or []:
         if turn.get("role") in ("user", "assistant") and turn.get("content"):
             messages.append({"role": turn["role"], "content": str(turn["content"])})
     messages.append({"role": "user", "content": render("question", sources=blocks or "(no sources)",
-                                                       question=question, language=language, refusal=refusal)})
+                                                       question=question, language=language)})
     return messages
 
 

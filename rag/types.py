@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from typing import Sequence
 
 
 def short(text: str, width: int = 60) -> str:
@@ -204,11 +205,39 @@ class Usage:
 
 @dataclass
 class Timings:
-    """Seconds spent: retrieval, until the first answer token, and in all."""
+    """Seconds spent: retrieval, until the first answer token, and in all; ``sources_s``: from
+    the question until its sources were known (condensing a follow-up, retrieval, the prompt)."""
 
     retrieval_s: float = 0.0
     first_token_s: float = 0.0
     total_s: float = 0.0
+    sources_s: float = 0.0
+
+
+@dataclass
+class SourceArticle:
+    """One article among an answer's sources, with its passages numbered as the model saw them."""
+
+    doc_id: str
+    passages: list[tuple[int, Hit]]
+
+    @property
+    def chunk(self) -> Chunk:
+        """The first passage's chunk: the article's title, source, URL, date, author."""
+        return self.passages[0][1].chunk
+
+    @property
+    def numbers(self) -> list[int]:
+        return [n for n, _ in self.passages]
+
+
+def source_articles(sources: Sequence[Hit]) -> list[SourceArticle]:
+    """Numbered sources (from 1) grouped by article, articles in the order they first appear."""
+    by_doc: dict[str, SourceArticle] = {}
+    for n, hit in enumerate(sources, start=1):
+        article = by_doc.setdefault(hit.chunk.doc_id, SourceArticle(hit.chunk.doc_id, []))
+        article.passages.append((n, hit))
+    return list(by_doc.values())
 
 
 @dataclass

@@ -127,3 +127,33 @@ def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None
         main([])
     assert info.value.code == 2
     assert "usage: kabar" in capsys.readouterr().err
+
+
+def test_ask_prints_the_articles_before_the_answer_and_marks_the_cited(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], e5, httpserver) -> None:
+    """`kabar ask` over a real store; the LLM is an OpenAI-compatible server on loopback that streams."""
+    import json as _json
+
+    from ingest import ingest
+    from rag.assistant import Assistant
+    from rag.settings import Settings
+    from tests.conftest import SAMPLE_ARTICLES
+
+    with Assistant(Settings.from_env(), embedder=e5) as kabar:
+        assert not ingest([SAMPLE_ARTICLES], kabar).errors
+    head = {"id": "c1", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+    events = [{**head, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
+              for p in ("Jin Li ", "[1].")]
+    body = "".join(f"data: {_json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+    httpserver.expect_request("/v1/chat/completions").respond_with_data(body, content_type="text/event-stream")
+    monkeypatch.setenv("OPENAI_BASE_URL", httpserver.url_for("/v1"))
+    monkeypatch.setenv("KABAR_LLM_MODEL", "m")
+
+    assert main(["ask", "who leads hybrid cloud?"]) == 0
+    out = capsys.readouterr().out
+    reading = out.index("Reading ")
+    assert reading < out.index("Jin Li [1].") < out.index("Cited:")
+    listed = out[reading:out.index("Jin Li [1].")]
+    assert "Alibaba Rombak" in listed and "*" not in listed  # nothing is marked before the answer
+    cited = out[out.index("Cited:"):]
+    assert " *[1]" in cited and "Alibaba Rombak" in cited

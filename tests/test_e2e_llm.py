@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ingest import ingest
-from rag.assistant import Assistant
+from rag.assistant import Assistant, Prepared
 from rag.settings import Settings
 from tests.conftest import ALIBABA, SAMPLE_ARTICLES
 
@@ -33,7 +33,8 @@ def test_hybrid_cloud_answer_names_jin_li_and_cites_the_alibaba_article(kabar):
 
 def test_streaming_yields_text_before_the_final_answer(kabar):
     events = list(kabar.stream("Siapa yang memimpin divisi cloud publik Alibaba?"))
-    *pieces, answer = events
+    prepared, *pieces, answer = events
+    assert isinstance(prepared, Prepared) and prepared.sources == answer.sources  # the sources came first
     assert pieces and all(isinstance(p, str) for p in pieces)
     streamed = "".join(pieces).strip()
     if answer.flags:  # a repaired or added citation changes the final text, and says so

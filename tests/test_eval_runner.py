@@ -198,7 +198,7 @@ def test_retrieval_only_run_writes_the_run_folder(tmp_path: Path, settings: Sett
     assert first["gold"] == {"answers": ["Jin Li"], "doc_ids": ["alpha"],
                              "evidence": ["Jin Li leads hybrid cloud at Alpha."]}
     assert first["answer"] is None and first["hits"] and first["sources"] and first["context_tokens"] > 0
-    assert set(first["timings"]) == {"retrieval_ms", "ttft_ms", "total_ms"}
+    assert set(first["timings"]) == {"retrieval_ms", "sources_ms", "ttft_ms", "total_ms"}
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics) == {"overall", "by_lang", "by_type"}
     o = metrics["overall"]

@@ -224,6 +224,7 @@ def test_kabar_ask_shows_that_an_ungrounded_answer_was_declined(tmp_path, monkey
         out = capsys.readouterr().out
     finally:
         server.shutdown()
-    assert out.startswith("Argentina won")  # what streamed in...
-    final = out.split("Sources:")[0].rstrip()
+    answer = out.split("\n\n", 1)[1]  # after the articles it read
+    assert answer.startswith("Argentina won")  # what streamed in...
+    final = answer.split("Cited:")[0].rstrip()
     assert "note: declined" in final and final.endswith(refusal_text("en"))  # ...and Kabar's final word

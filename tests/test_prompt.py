@@ -31,9 +31,17 @@ def test_sources_are_numbered_fenced_and_fit_the_budget():
 
 def test_answer_language_follows_the_question():
     messages = build_messages("Siapa yang memimpin?", [], "id")
-    assert "Indonesian" in messages[0]["content"] and "Answer in Indonesian" in messages[-1]["content"]
+    assert "Answer in Indonesian" in messages[-1]["content"]
     # No way out is offered to the model: Kabar itself declines ungrounded answers.
     assert "Saya tidak tahu" not in messages[0]["content"] + messages[-1]["content"]
+
+
+def test_the_system_prompt_is_one_prefix_for_every_question():
+    """llama.cpp reuses the previous prompt's state up to the first differing token."""
+    a = build_messages("Siapa yang memimpin?", [], "id")
+    b = build_messages("Who leads hybrid cloud?", [], "en")
+    assert a[0] == b[0]
+    assert "Indonesian" not in a[0]["content"] and "English" not in b[0]["content"]
 
 
 @pytest.mark.parametrize("attack", [

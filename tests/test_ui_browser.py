@@ -56,9 +56,16 @@ Chief executive Ratna Widjaja said the company plans to replace four diesel ferr
 """
 NEW_TITLE = NEW_ARTICLE.splitlines()[0]
 
+# The first answer in the chat; status lines ("Reading 4 articles…") and the sources note are
+# Gradio "thought" messages, left out.
 BOT_TEXT = """() => {
-  const bots = document.querySelectorAll('#kabar-chat [data-testid="bot"]');
+  const bots = Array.from(document.querySelectorAll('#kabar-chat [data-testid="bot"]'))
+    .filter(b => !b.querySelector('.thought-group'));
   return bots.length ? bots[0].innerText.trim() : '';
+}"""
+STATUS_TEXT = """() => {
+  const title = document.querySelector('#kabar-chat .thought-group .title');
+  return title ? title.innerText.trim() : '';
 }"""
 
 timings: dict[str, Any] = {}
@@ -154,11 +161,16 @@ def open_page(page: Any, url: str) -> float:
 
 def ask(page: Any, question: str) -> tuple[float, float, str]:
     """Ask in the chat; returns (when clicked, seconds to the first streamed text, that text)."""
-    page.fill("#kabar-question textarea", question)
-    started = time.perf_counter()
-    page.click("#kabar-ask")
+    clicked = click_ask(page, question)
     page.wait_for_function(f"() => ({BOT_TEXT})().length > 0", timeout=ANSWER_TIMEOUT_MS)
-    return started, time.perf_counter() - started, page.evaluate(BOT_TEXT)
+    return clicked, time.perf_counter() - clicked, page.evaluate(BOT_TEXT)
+
+
+def click_ask(page: Any, question: str) -> float:
+    page.fill("#kabar-question textarea", question)
+    clicked = time.perf_counter()
+    page.click("#kabar-ask")
+    return clicked
 
 
 def wait_for_sources(page: Any) -> str:
@@ -176,8 +188,19 @@ def test_answer_streams_in_with_its_sources(served: str, page: Any, browser: Any
 def answer_streams_in_with_its_sources(served: str, page: Any, browser: Any) -> None:
     with step("open the page"):
         timings["page_load_s"] = round(open_page(page, served), 2)
-    with step("ask and see the first words"):
-        clicked, ttft, first_seen = ask(page, "who leads hybrid cloud?")
+    with step("ask and see the sources before the answer"):
+        clicked = click_ask(page, "who leads hybrid cloud?")
+        page.wait_for_selector("#kabar-sources .kabar-pending .kabar-source-list", timeout=ANSWER_TIMEOUT_MS)
+        timings["sources_in_browser_s"] = round(time.perf_counter() - clicked, 2)
+        status, answer_so_far = page.evaluate(STATUS_TEXT), page.evaluate(BOT_TEXT)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "ui-sources-first.png"), full_page=True)
+    assert answer_so_far == "", "the sources must show before the answer's first word"
+    assert "article" in status, status  # "Reading 4 articles…", or "Starting the local model, then reading…"
+    assert ALIBABA_TITLE in page.inner_text("#kabar-sources")
+    with step("the first words stream in"):
+        page.wait_for_function(f"() => ({BOT_TEXT})().length > 0", timeout=ANSWER_TIMEOUT_MS)
+        ttft, first_seen = time.perf_counter() - clicked, page.evaluate(BOT_TEXT)
     timings["first_token_in_browser_s"] = round(ttft, 2)
 
     # Another user opens the page while this answer is being written: it loads and is its own session.

@@ -8,6 +8,7 @@ the one boundary these tests replace. The last test uses the real local model.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -101,13 +102,23 @@ def last_panel(steps: list[Any]) -> str:
 # -- chat ---------------------------------------------------------------------------------
 
 
-def test_answer_streams_then_shows_numbered_sources(loaded: Assistant) -> None:
+def test_sources_come_first_then_the_answer_streams_then_the_cited_are_marked(loaded: Assistant) -> None:
     h = Handlers(loaded)
     chat, steps = ask(h, "who leads hybrid cloud?")
 
+    # Before any text: a status line in the chat and the articles found in the panel.
+    first_text = next(i for i, (c, _) in enumerate(steps) if c[-1]["role"] == "assistant" and c[-1]["content"])
+    before = steps[:first_text]
+    assert before[0][0][-1]["metadata"] == {"title": render.SEARCHING, "status": "pending"}
+    reading = [(c, p) for c, p in before if isinstance(p, str) and "kabar-source-list" in p]
+    assert reading, "the sources must be shown before the first word of the answer"
+    status = reading[0][0][-1]["metadata"]["title"]
+    assert status.startswith("Reading ") and status.endswith(" articles…"), status
+    assert ALIBABA_TITLE in reading[0][1] and "★" not in reading[0][1]
+
     texts = [c[-1]["content"] for c, _ in steps if c[-1]["role"] == "assistant" and "metadata" not in c[-1]]
     assert "Jin Li " in texts and "Jin Li memimpin unit " in texts  # it grew piece by piece
-    assert [c[-1]["role"] for c, _ in steps][0] == "user"  # no empty bubble before the first piece
+    assert not any(render.is_status(m) for m in chat)  # the status line gave way to the answer
     assert [m["role"] for m in chat] == ["user", "assistant", "assistant"]
     assert chat[0]["content"] == "who leads hybrid cloud?"
     # the final text is the API's (it may repair a citation number), with one [n] marker
@@ -117,12 +128,22 @@ def test_answer_streams_then_shows_numbered_sources(loaded: Assistant) -> None:
     assert chat[2]["metadata"]["title"] == f"Sources: [{n[0]}] cited"
 
     panel = last_panel(steps)
-    listed = panel.count('data-n="')
-    assert 1 < listed <= loaded.settings.top_k and f"(1 of {listed} cited)" in panel
-    assert panel.count("★") == 1
-    item = panel.split(f'data-n="{n[0]}"')[1].split("</li>")[0]
-    assert "★" in item and f"[{n[0]}]" in item
-    assert f'kabar-cited" data-n="{n[0]}"' in panel
+    passages = panel.count('data-n="')
+    articles = panel.count('<li class="kabar-source')
+    assert 1 < passages <= loaded.settings.top_k and articles <= passages
+    assert f"(1 of {articles} articles cited)" in panel
+    assert len(set(re.findall(r'data-doc="([^"]+)"', panel))) == articles  # one entry per article
+    cited_article = panel.split('<li class="kabar-source kabar-cited"')[1].split("</li>")[0]
+    assert f'kabar-cited-passage" data-n="{n[0]}"' in cited_article and ALIBABA_TITLE in cited_article
+
+
+def test_a_queued_question_says_it_waits(loaded: Assistant) -> None:
+    h = Handlers(loaded)
+    _, chat, _ = h.add_question("who leads hybrid cloud?", [])
+    assert chat[-1]["metadata"] == {"title": render.QUEUED, "status": "pending"}
+    assert render.api_history(chat) == [{"role": "user", "content": "who leads hybrid cloud?"}]
+    assert render.reading_status(4, waiting=True) == "Waiting for another answer to finish, then reading 4 articles…"
+    assert render.reading_status(1, starting=True) == "Starting the local model, then reading 1 article…"
 
 
 def test_the_answer_shows_the_cited_passage(loaded: Assistant) -> None:

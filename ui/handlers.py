@@ -18,7 +18,7 @@ from typing import Any
 import gradio as gr
 
 from ingest import ingest
-from rag.assistant import Assistant
+from rag.assistant import Assistant, Prepared
 from rag.errors import KabarError
 from rag.types import Answer
 from ui import render
@@ -55,47 +55,58 @@ class Handlers:
         if not message:
             return gr.update(), chat, gr.update()
         chat.append({"role": "user", "content": message})
+        # Shown until the answer starts: answers are queued, a few at a time across all sessions.
+        chat.append(render.status_message(render.QUEUED))
         return gr.update(value="", interactive=False), chat, gr.update(interactive=False)
 
     def answer(self, chat: Chat | None, top_k: float | None = None,
                temperature: float | None = None) -> Iterator[tuple[Chat, Any]]:
-        """Stream the answer to the last question, then its sources (panel and chat)."""
-        chat = list(chat or [])
+        """Stream the answer to the last question: its sources first, then the text, then the
+        sources again with the cited ones marked (panel and chat)."""
+        chat = [m for m in chat or [] if not render.is_status(m)]
         if not chat or chat[-1].get("role") != "user":
             yield chat, gr.skip()  # nothing asked (an empty submit)
             return
         question = render.message_text(chat[-1])
         history = render.api_history(chat[:-1])
-        # The answer's message is added with its first piece: until then the chat shows Gradio's
-        # "pending" dots rather than an empty bubble.
+        # Until the first word, a status line says what is happening ("Reading 4 articles…");
+        # the answer's own message replaces it.
+        status = render.status_message(render.SEARCHING)
+        chat.append(status)
+        yield chat, render.pending_sources_html([], render.SEARCHING)
         reply = {"role": "assistant", "content": ""}
-        yield chat, render.WORKING_SOURCES
-        text, shown = "", False
+        text = ""
         try:
-            self.warm_up()
             options: dict[str, Any] = {}
             if top_k:
                 options["top_k"] = int(top_k)
             if temperature is not None:
                 options["temperature"] = float(temperature)
             for item in self.assistant.stream(question, history, **options):
-                if isinstance(item, Answer):
+                if isinstance(item, Prepared):
+                    busy = self.assistant.llm_state()
+                    title = render.reading_status(len(item.articles), waiting=busy == "busy",
+                                                  starting=busy == "starting")
+                    status["metadata"] = {"title": title, "status": "pending"}
+                    yield chat, render.pending_sources_html(item.sources, title)
+                elif isinstance(item, Answer):
                     reply["content"] = item.text or "(the model returned no text)"
-                    if not shown:
+                    chat = [m for m in chat if m is not status]
+                    if reply not in chat:
                         chat.append(reply)
                     extra = render.sources_message(item)
                     if extra:
                         chat.append(extra)
                     yield chat, render.sources_html(item)
                 else:
-                    if not shown:
-                        chat.append(reply)
-                        shown = True
+                    if status in chat:
+                        chat = [m for m in chat if m is not status] + [reply]
                     text += item
                     reply["content"] = text
                     yield chat, gr.skip()
         except Exception as e:  # every failure ends as a message, never a traceback
             problem = _problem(e)
+            chat = [m for m in chat if m is not status]
             chat.append(render.error_message(f"the answer was cut off: {problem}" if text else problem))
             yield chat, render.EMPTY_SOURCES
 

@@ -16,7 +16,7 @@ from pathlib import PurePath
 from typing import Any
 
 from rag.store import DocumentInfo
-from rag.types import Answer, Hit, also_published, source_facts
+from rag.types import Answer, Hit, also_published, source_articles, source_facts
 
 #: Starts every error message in the chat; such messages are left out of the history.
 ERROR_MARK = "⚠️"
@@ -24,10 +24,11 @@ ERROR_MARK = "⚠️"
 SOURCES_TITLE = "Sources"
 
 EMPTY_SOURCES = (
-    '<div class="kabar-sources"><p class="kabar-muted">Sources appear here after each answer: the passages '
-    "the answer was written from, numbered as in the text, the cited ones marked ★.</p></div>"
+    '<div class="kabar-sources"><p class="kabar-muted">Sources appear here as soon as you ask: the articles found, '
+    "their passages numbered as in the answer, the cited ones marked ★.</p></div>"
 )
-WORKING_SOURCES = '<div class="kabar-sources"><p class="kabar-muted">Searching the articles and writing…</p></div>'
+SEARCHING = "Searching the articles…"
+QUEUED = "Waiting for a free slot: other answers are being written…"
 
 DOCUMENT_HEADERS = ["Title", "Source", "Chunks", "Ingested", "ID"]
 
@@ -87,6 +88,15 @@ def api_history(chat: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
     return history
 
 
+def status_message(title: str) -> dict[str, Any]:
+    """A pending line in the chat that says what is happening before the answer's first word."""
+    return {"role": "assistant", "content": "", "metadata": {"title": title, "status": "pending"}}
+
+
+def is_status(message: dict[str, Any]) -> bool:
+    return (message.get("metadata") or {}).get("status") == "pending" and not message_text(message)
+
+
 def error_message(problem: str) -> dict[str, str]:
     """An assistant message that says what went wrong (escaped: it may name a file)."""
     return {"role": "assistant", "content": f"{ERROR_MARK} **Could not answer:** {message_escape(problem)}"}
@@ -134,43 +144,74 @@ def _unsupported(answer: Answer) -> set[int]:
     return {c.number for c in answer.citations if not getattr(c, "verified", True)}
 
 
-def sources_html(answer: Answer) -> str:
-    """The sources panel for one answer: numbered as in the text, cited ones marked ★."""
-    if not answer.sources:
-        return '<div class="kabar-sources"><p class="kabar-muted">No passages were retrieved for this answer.</p></div>'
-    cited, unsupported = _cited(answer), _unsupported(answer)
+def reading_status(articles: int, waiting: bool = False, starting: bool = False) -> str:
+    """What the chat says while the model reads the sources, before its first word."""
+    what = f"Reading {articles} article{'s' if articles != 1 else ''}…" if articles else "Thinking…"
+    if starting:
+        return f"Starting the local model, then {what[0].lower()}{what[1:]}"
+    if waiting:
+        return f"Waiting for another answer to finish, then {what[0].lower()}{what[1:]}"
+    return what
+
+
+def _article_items(sources: Sequence[Hit], cited: set[int], unsupported: set[int]) -> str:
+    """One list item per article, its passages under it, numbered as in the text."""
     items = []
-    for n, hit in enumerate(answer.sources, start=1):
-        c = hit.chunk
-        shown, link = _where(hit)
+    for article in source_articles(sources):
+        c = article.chunk
+        shown, link = _where(article.passages[0][1])
         where = (f'<a href="{html.escape(link, quote=True)}" target="_blank" rel="noopener noreferrer">'
                  f"{html.escape(shown)}</a>" if link else
                  f'<span title="{html.escape(c.source, quote=True)}">{html.escape(shown)}</span>')
-        mark = ""
-        if n in unsupported:
-            mark = ('<span class="kabar-star kabar-unsupported" title="cited, but this passage does not seem '
-                    'to support the sentence">☆ cited, unconfirmed</span> ')
-        elif n in cited:
-            mark = '<span class="kabar-star" title="cited in the answer">★</span> '
+        numbers = "".join(f"[{n}]" for n in article.numbers)
+        star = '<span class="kabar-star" title="cited in the answer">★</span> ' if cited & set(article.numbers) else ""
+        passages = []
+        for n, hit in article.passages:
+            mark = ""
+            if n in unsupported:
+                mark = ('<span class="kabar-star kabar-unsupported" title="cited, but this passage does not seem '
+                        'to support the sentence">☆ cited, unconfirmed</span>')
+            elif n in cited:
+                mark = '<span class="kabar-star" title="cited in the answer">★</span>'
+            passages.append(f'<div class="kabar-passage{" kabar-cited-passage" if n in cited else ""}" data-n="{n}">'
+                            f'<span class="kabar-num">[{n}]</span> {mark}{_paragraphs(hit.chunk.text)}</div>')
         items.append(
-            f'<li class="kabar-source{" kabar-cited" if n in cited else ""}" data-n="{n}">'
-            f'<div class="kabar-source-head"><span class="kabar-num">[{n}]</span> {mark}'
+            f'<li class="kabar-source{" kabar-cited" if star else ""}" data-doc="{html.escape(article.doc_id, True)}">'
+            f'<div class="kabar-source-head"><span class="kabar-num">{numbers}</span> {star}'
             f'<span class="kabar-title">{html.escape(c.title or "(untitled)")}</span></div>'
-            f'<div class="kabar-where">{where}{_facts(c)}</div>'
-            f'<div class="kabar-passage">{_paragraphs(c.text)}</div></li>'
+            f'<div class="kabar-where">{where}{_facts(c)}</div>{"".join(passages)}</li>'
         )
-    summary = (f"{len(cited)} of {len(answer.sources)} cited" if cited else
-               f"{len(answer.sources)} passages, none cited")
+    return f'<ol class="kabar-source-list">{"".join(items)}</ol>'
+
+
+def pending_sources_html(sources: Sequence[Hit], status: str) -> str:
+    """The sources panel while the model reads them: what was found, nothing marked yet."""
+    if not sources:
+        return f'<div class="kabar-sources"><p class="kabar-muted">{html.escape(status)}</p></div>'
+    return (f'<div class="kabar-sources kabar-pending"><h3>{html.escape(status)}</h3>'
+            f"{_article_items(sources, set(), set())}</div>")
+
+
+def sources_html(answer: Answer) -> str:
+    """The sources panel for one answer: one entry per article, its passages numbered as in the
+    text, the cited ones marked ★."""
+    if not answer.sources:
+        return '<div class="kabar-sources"><p class="kabar-muted">No passages were retrieved for this answer.</p></div>'
+    cited, unsupported = _cited(answer), _unsupported(answer)
+    articles = source_articles(answer.sources)
+    n_cited = sum(1 for a in articles if cited & set(a.numbers))
+    summary = (f"{n_cited} of {len(articles)} articles cited" if cited else
+               f"{len(articles)} articles, none cited")
     query = getattr(answer, "query", "")
     searched = (f'<p class="kabar-muted kabar-query">Searched for: {html.escape(query)}</p>'
                 if query and query != answer.question else "")
     notes = "".join(f"<li>{html.escape(flag)}</li>" for flag in getattr(answer, "flags", []) or [])
     notes = f'<ul class="kabar-muted kabar-flags">{notes}</ul>' if notes else ""
     t = answer.timings
-    footer = (f'<p class="kabar-muted kabar-timing">{t.first_token_s:.1f}s to first token, {t.total_s:.1f}s in all'
-              f"{' · ' + html.escape(answer.model) if answer.model else ''}</p>")
+    footer = (f'<p class="kabar-muted kabar-timing">{t.sources_s:.1f}s to sources, {t.first_token_s:.1f}s to first '
+              f"token, {t.total_s:.1f}s in all{' · ' + html.escape(answer.model) if answer.model else ''}</p>")
     return (f'<div class="kabar-sources"><h3>Sources <span class="kabar-muted">({summary})</span></h3>{searched}'
-            f'<ol class="kabar-source-list">{"".join(items)}</ol>{notes}{footer}</div>')
+            f"{_article_items(answer.sources, cited, unsupported)}{notes}{footer}</div>")
 
 
 def _facts(c: Any) -> str:
@@ -193,24 +234,22 @@ def _paragraphs(text: str) -> str:
 
 
 def sources_message(answer: Answer) -> dict[str, Any] | None:
-    """A collapsed chat message under the answer listing its sources; None without sources."""
+    """A collapsed chat message under the answer listing its sources by article; None without sources."""
     if not answer.sources:
         return None
     cited, unsupported = _cited(answer), _unsupported(answer)
     lines = []
-    for n, hit in enumerate(answer.sources, start=1):
-        c = hit.chunk
-        shown, link = _where(hit)
+    for article in source_articles(answer.sources):
+        c = article.chunk
+        shown, link = _where(article.passages[0][1])
         where = f"[{md_escape(shown)}]({link})" if link else md_escape(shown)
         title = md_escape(c.title or "(untitled)")
-        if n in unsupported:
-            head = f"**\\[{n}\\] ☆ {title}** (cited, unconfirmed)"
-        elif n in cited:
-            head = f"**\\[{n}\\] ★ {title}**"
-        else:
-            head = f"\\[{n}\\] {title}"
-        passage = " ".join(c.text.split())
-        lines.append(f"{head} — {where}\n\n> {md_escape(passage)}")
+        numbers = "".join(f"\\[{n}\\]" for n in article.numbers)
+        head = f"**{numbers} ★ {title}**" if cited & set(article.numbers) else f"{numbers} {title}"
+        lines.append(f"{head} — {where}")
+        for n, hit in article.passages:
+            note = " (cited, unconfirmed)" if n in unsupported else " ★" if n in cited else ""
+            lines.append(f"> **\\[{n}\\]**{note} {md_escape(' '.join(hit.chunk.text.split()))}")
     label = f"{SOURCES_TITLE}: " + (", ".join(f"[{n}]" for n in sorted(cited)) + " cited" if cited else "none cited")
     return {"role": "assistant", "content": "\n\n".join(lines), "metadata": {"title": label, "status": "done"}}
 
