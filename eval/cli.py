@@ -48,7 +48,8 @@ def register(subparsers: Any) -> None:
     r.add_argument("--resume", action="store_true",
                    help="continue the interrupted run in --out: finished questions are kept, failed ones run again")
     for flag, env in (("top-k", "KABAR_TOP_K"), ("chunk-tokens", "KABAR_CHUNK_TOKENS"),
-                      ("chunk-overlap", "KABAR_CHUNK_OVERLAP"), ("context-tokens", "KABAR_CONTEXT_TOKENS")):
+                      ("chunk-overlap", "KABAR_CHUNK_OVERLAP"), ("context-tokens", "KABAR_CONTEXT_TOKENS"),
+                      ("fact-context-tokens", "KABAR_FACT_CONTEXT_TOKENS")):
         r.add_argument(f"--{flag}", type=int, help=f"override {env}")
     r.set_defaults(func=cmd_run)
 
@@ -69,7 +70,7 @@ def _settings(args: argparse.Namespace) -> Any:
 
     return Settings.from_env(data_dir=getattr(args, "data_dir", None), collection=getattr(args, "collection", None),
                              top_k=args.top_k, chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap,
-                             context_tokens=args.context_tokens)
+                             context_tokens=args.context_tokens, fact_context_tokens=args.fact_context_tokens)
 
 
 def _ingest_progress() -> Any:

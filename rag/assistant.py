@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence, Union
 
 from rag.brief import brief
+from rag.budget import source_budget
 from rag.citations import coverage, grounding, is_refusal, judged_sources, verify_citations
 from rag.condense import condense
 from rag.embeddings import Embedder, make_embedder
@@ -29,7 +30,7 @@ from rag.errors import EmptyCollectionError
 from rag.lang import detect_lang
 from rag.llm import Message, OpenAIChat
 from rag.prompt import build_messages, refusal_text, select_sources
-from rag.retrieval import hybrid_search
+from rag.retrieval import hybrid_search, mentioned_publications
 from rag.settings import Settings
 from rag.store import ChromaStore, DocumentInfo
 from rag.types import Answer, Filters, Hit, SourceArticle, Timings, Usage, source_articles
@@ -47,6 +48,7 @@ class Prepared:
     sources: list[Hit]
     messages: list[Message]
     retrieval_s: float
+    budget: int = 0  # tokens of sources this question was given (rag.budget)
 
     @property
     def articles(self) -> list[SourceArticle]:
@@ -194,12 +196,15 @@ class Assistant:
                 f"collection {self.settings.collection!r} is empty: ingest articles first, "
                 "e.g. `kabar ingest examples/articles`"
             )
-        sources = select_sources(hits, self.settings.context_tokens, self.settings.per_doc)
+        # A single fact gets a few passages, a question across articles the whole budget (rag.budget).
+        outlets = len(mentioned_publications(query, self.store.publications()))
+        budget = source_budget(query, self.settings.context_tokens, self.settings.fact_context_tokens, outlets)
+        sources = select_sources(hits, budget, self.settings.per_doc)
         lang = detect_lang(question)
         # The model answers the standalone form; ``answer_history`` earlier messages go with it.
         keep = self.settings.answer_history
         messages = build_messages(query, sources, lang, list(history or [])[-keep:] if keep else None)
-        return Prepared(question, query, lang, hits, sources, messages, retrieval_s)
+        return Prepared(question, query, lang, hits, sources, messages, retrieval_s, budget)
 
     def stream(self, question: str, history: Sequence[Message] | None = None, top_k: int | None = None,
                temperature: float | None = None, filters: Filters | None = None) -> Iterator[StreamEvent]:

@@ -50,6 +50,7 @@ class Settings:
     top_k: int = 24
     per_doc: int = 3
     context_tokens: int = 2000
+    fact_context_tokens: int = 600
     answer_history: int = 0
     min_grounding: float = 0.5
     min_coverage: float = 0.6
@@ -78,6 +79,9 @@ class Settings:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be between 0 and 1. Currently, {name} is {value}.")
+        if self.fact_context_tokens < 0:
+            raise ConfigError("fact_context_tokens must be 0 (off) or more. "
+                              f"Currently, fact_context_tokens is {self.fact_context_tokens}.")
         if self.answer_history < 0:
             raise ConfigError(f"answer_history must be 0 or more. Currently, answer_history is {self.answer_history}.")
         if self.llm_threads < 0:
@@ -162,6 +166,7 @@ ENV: dict[str, str] = {
     "top_k": "KABAR_TOP_K",
     "per_doc": "KABAR_PER_DOC",
     "context_tokens": "KABAR_CONTEXT_TOKENS",
+    "fact_context_tokens": "KABAR_FACT_CONTEXT_TOKENS",
     "answer_history": "KABAR_ANSWER_HISTORY",
     "min_grounding": "KABAR_MIN_GROUNDING",
     "min_coverage": "KABAR_MIN_COVERAGE",
