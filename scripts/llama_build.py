@@ -12,8 +12,9 @@ dies with SIGILL on an older CPU that gets it from a shared cache. Instead each 
 extension this CPU has (AVX2, FMA, F16C, BMI2, AVX-512 and its VBMI/VNNI/BF16 parts,
 AVX-VNNI) is switched on by name, AMX always off (see ``rag/cpu.py``), so the AVX-512 and
 AVX2 repacked Q4_K kernels stay. Only the libraries Kabar loads are built: no multimodal
-library, tools, examples or tests. ``scripts/setup.sh`` runs this with the system Python,
-before the virtual environment holds anything: standard library only.
+library, tools, examples or tests, and not llama.cpp's "common" library
+(``llama-trim.cmake``). ``scripts/setup.sh`` runs this with the system Python, before the
+virtual environment holds anything: standard library only.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import hashlib
 import importlib.util
 import platform
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +44,10 @@ cpu = _load_cpu()
 
 #: Never on, whatever the CPU offers.
 ALWAYS_OFF = ("GGML_NATIVE", "GGML_AMX_TILE", "GGML_AMX_INT8", "GGML_AMX_BF16")
-#: Parts of llama-cpp-python Kabar does not load; skipping them is most of the saved build time.
+#: Parts of llama-cpp-python Kabar does not load.
 TRIM = ("LLAVA_BUILD", "LLAMA_BUILD_TESTS", "LLAMA_BUILD_TOOLS", "LLAMA_BUILD_EXAMPLES", "LLAMA_BUILD_SERVER")
+#: Turns off llama.cpp's "common" library, which llama-cpp-python forces on (see the file).
+TRIM_INCLUDE = ROOT / "scripts" / "llama-trim.cmake"
 
 
 def is_x86(machine: str) -> bool:
@@ -53,7 +57,7 @@ def is_x86(machine: str) -> bool:
 def cmake_args(flags: set[str] | None = None, machine: str | None = None) -> list[str]:
     """The CMAKE_ARGS for this machine (or for a CPU with ``flags`` on ``machine``)."""
     machine = machine or platform.machine()
-    args = [f"-D{name}=OFF" for name in TRIM + ALWAYS_OFF]
+    args = [f"-D{name}=OFF" for name in TRIM + ALWAYS_OFF] + [f"-DCMAKE_PROJECT_INCLUDE={TRIM_INCLUDE}"]
     if is_x86(machine):
         on = cpu.ggml_features(cpu.cpu_flags() if flags is None else flags)
         args += [f"-D{name}={'ON' if name in on else 'OFF'}" for name in cpu.X86_FEATURES]
@@ -72,7 +76,9 @@ def pinned_version() -> str:
 def key(flags: set[str] | None = None, machine: str | None = None) -> str:
     """Names a build: another version, ISA level, argument list or compiler is another build."""
     machine = (machine or platform.machine()).lower()
-    args = cmake_args(flags, machine)
+    # The trim file's content, not its path: a checkout elsewhere makes the same build.
+    args = [a for a in cmake_args(flags, machine) if not a.startswith("-DCMAKE_PROJECT_INCLUDE=")]
+    args.append(TRIM_INCLUDE.read_text(encoding="utf-8"))
     try:
         compiler = subprocess.run(["cc", "--version"], capture_output=True, text=True).stdout.splitlines()[:1]
     except OSError:
@@ -94,7 +100,7 @@ def system_info(python: str = sys.executable) -> str:
 def main(argv: list[str]) -> int:
     what = argv[0] if argv else "describe"
     if what == "cmake-args":
-        print(" ".join(cmake_args()))
+        print(shlex.join(cmake_args()))  # scikit-build-core splits CMAKE_ARGS with shlex
     elif what == "key":
         print(key())
     elif what == "version":

@@ -7,6 +7,7 @@ AMX Xeon, a Haswell, a CPU without AVX), and the installed build against this ma
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,6 +66,14 @@ def test_cpu_without_avx_gets_a_baseline_build() -> None:
     assert cpu.level(cpu.ggml_features(cpu.cpu_flags(NO_AVX))) == "sse42"
 
 
+def test_the_build_skips_what_kabar_does_not_load() -> None:
+    build = load_build_script()
+    args = build.cmake_args(cpu.cpu_flags(HASWELL), "x86_64")
+    assert {"-DLLAVA_BUILD=OFF", "-DLLAMA_BUILD_TOOLS=OFF", "-DLLAMA_BUILD_SERVER=OFF"} <= set(args)
+    [include] = [a.split("=", 1)[1] for a in args if a.startswith("-DCMAKE_PROJECT_INCLUDE=")]
+    assert "set(LLAMA_BUILD_COMMON OFF)" in Path(include).read_text()
+
+
 def test_other_machines_get_no_x86_switches_and_no_native() -> None:
     args = load_build_script().cmake_args(set(), "aarch64")
     assert "-DGGML_NATIVE=OFF" in args and not any("AVX" in a for a in args)
@@ -101,9 +110,14 @@ def test_installed_build_uses_no_amx_and_nothing_this_cpu_lacks() -> None:
 
 @llama
 def test_installed_cpu_library_holds_no_amx_kernel() -> None:
+    """An AMX build exports ggml_backend_amx_mul_mat and friends; this one must not.
+
+    Like llama_cpp itself, LLAMA_CPP_LIB_PATH points the check at another build's libraries.
+    """
     spec = importlib.util.find_spec("llama_cpp")
     assert spec and spec.origin
-    libs = list((Path(spec.origin).parent / "lib").glob("libggml-cpu*.so*"))
+    lib_dir = Path(os.environ.get("LLAMA_CPP_LIB_PATH") or Path(spec.origin).parent / "lib")
+    libs = list(lib_dir.glob("libggml-cpu*.so*"))
     assert libs, "libggml-cpu is missing from llama_cpp/lib"
     for lib in libs:
         data = lib.read_bytes()
