@@ -198,7 +198,7 @@ class Assistant:
             )
         # A single fact gets a few passages, a question across articles the whole budget (rag.budget).
         outlets = len(mentioned_publications(query, self.store.publications()))
-        budget = source_budget(query, self.settings.context_tokens, self.settings.fact_context_tokens, outlets)
+        budget = source_budget(query, hits, self.settings.context_tokens, self.settings.fact_context_tokens, outlets)
         sources = select_sources(hits, budget, self.settings.per_doc)
         lang = detect_lang(question)
         # The model answers the standalone form; ``answer_history`` earlier messages go with it.

@@ -7,23 +7,27 @@ spans several articles needs room for each, and gets the whole budget:
 
 - it names publications in the collection ("according to Fortune ... as The Age reported"):
   each named outlet is an article to find;
-- it is long: more than :data:`SPAN_TERMS` content words, twice the count above which the
-  coverage gate stops expecting one article to hold them all (a single-fact question
-  written out in full has up to ~15: "Siapakah perebut medali emas 400 m putri di
-  Kejuaraan Dunia Atletik ke-10 di Helsinki, Finlandia?");
-- it compares ("than", "both", "versus", "dibandingkan", "keduanya", ...).
-
-Does not look at the retrieved passages: the decision is the question's, made before
-anything is read, so it is the same for every collection.
+- it compares ("than", "both", "versus", "dibandingkan", "keduanya", ...);
+- it is long (more than :data:`SPAN_TERMS` content words) and no single retrieved article
+  holds most of what it asks about: of its terms that the candidates hold at all, the best
+  article holds less than :data:`ONE_ARTICLE`. A single-fact question written out in full
+  ("Siapakah atlet renang asal Palembang yang mencetak rekor pada Porda Sumsel 2005 ...")
+  finds its terms together in one article; a question that joins facts from several finds
+  them spread. A short question is not judged by spread: with four terms, one of them found
+  in another article says nothing.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Sequence
 
-from rag.citations import COVERAGE_TERMS, question_terms
+from rag.citations import COVERAGE_TERMS, forms, question_terms, vocabulary
+from rag.types import Hit
 
-#: A question of more content terms than this is taken to span several articles.
+#: Share of the question's (findable) terms one article must hold for a single-fact question.
+ONE_ARTICLE = 0.8
+#: Above this many content terms (twice the coverage gate's cap) a question may span articles.
 SPAN_TERMS = 2 * COVERAGE_TERMS
 
 # Lower case only: "Than Shwe" is a name. Not "kedua" (also "second") or "sama dengan" ("bekerja
@@ -34,17 +38,36 @@ _COMPARES = re.compile(
 )
 
 
-def spans_articles(question: str, outlets: int = 0) -> bool:
-    """Whether a question needs several articles (see the module docstring)."""
-    return outlets > 0 or len(question_terms(question)) > SPAN_TERMS or bool(_COMPARES.search(question))
+def article_share(question: str, hits: Sequence[Hit]) -> float:
+    """Of the question's terms that the ``hits`` hold at all, the share the best single article holds
+    (1.0 when the question has no such terms)."""
+    terms = question_terms(question)
+    texts: dict[str, list[str]] = {}
+    for h in hits:
+        texts.setdefault(h.chunk.doc_id, [h.chunk.title]).append(h.chunk.text)
+    held = {doc: {t for t in terms if forms(t) & vocabulary(" ".join(parts))} for doc, parts in texts.items()}
+    findable = set().union(*held.values()) if held else set()
+    if not findable:
+        return 1.0
+    return max(len(found) for found in held.values()) / len(findable)
 
 
-def source_budget(question: str, max_tokens: int, fact_tokens: int, outlets: int = 0) -> int:
+def spans_articles(question: str, outlets: int = 0, share: float = 1.0, one_article: float = ONE_ARTICLE) -> bool:
+    """Whether a question needs several articles (see the module docstring); ``share`` is its
+    :func:`article_share` over the retrieved candidates."""
+    if outlets > 0 or _COMPARES.search(question):
+        return True
+    return len(question_terms(question)) > SPAN_TERMS and share < one_article
+
+
+def source_budget(question: str, hits: Sequence[Hit], max_tokens: int, fact_tokens: int, outlets: int = 0) -> int:
     """Tokens of sources for ``question``: ``fact_tokens`` for a single fact, else ``max_tokens``.
 
     ``fact_tokens`` of 0 (or not below ``max_tokens``) gives every question ``max_tokens``.
     ``outlets``: how many publications in the collection the question names.
     """
-    if fact_tokens <= 0 or fact_tokens >= max_tokens or spans_articles(question, outlets):
+    if fact_tokens <= 0 or fact_tokens >= max_tokens:
+        return max_tokens
+    if spans_articles(question, outlets, article_share(question, hits) if hits else 1.0):
         return max_tokens
     return fact_tokens

@@ -8,10 +8,11 @@ import pytest
 
 from ingest import ingest
 from rag.assistant import Assistant
-from rag.budget import SPAN_TERMS, source_budget, spans_articles
+from rag.budget import SPAN_TERMS, article_share, source_budget, spans_articles
 from rag.prompt import format_source
 from rag.settings import Settings
 from rag.tokens import count_tokens
+from rag.types import Chunk, Hit
 from tests.conftest import SAMPLE_ARTICLES
 
 MULTIHOP = ("Which company, reported by TechCrunch as cutting its cloud prices and by The Verge as hiring a new "
@@ -27,24 +28,45 @@ MULTIHOP = ("Which company, reported by TechCrunch as cutting its cloud prices a
 ])
 def test_a_single_fact_gets_the_fact_budget(question: str) -> None:
     assert not spans_articles(question)
-    assert source_budget(question, 2000, 600) == 600
+    assert source_budget(question, [], 2000, 600) == 600
 
 
 @pytest.mark.parametrize("question", [
-    MULTIHOP,
     "Is Huawei investing more in Indonesia than AWS?",
     "Apa perbedaan rencana Huawei dan AWS di Indonesia?",
     "Which of the two companies opened a data centre first, compared to the other?",
 ])
-def test_questions_across_articles_get_the_whole_budget(question: str) -> None:
+def test_comparisons_get_the_whole_budget(question: str) -> None:
     assert spans_articles(question)
-    assert source_budget(question, 2000, 600) == 2000
+    assert source_budget(question, [], 2000, 600) == 2000
+
+
+def hit(doc: str, text: str) -> Hit:
+    return Hit(Chunk(id=f"{doc}-0", doc_id=doc, text=text, position=0, start=0, end=len(text)), 1.0)
+
+
+def test_a_long_question_spread_over_articles_gets_the_whole_budget() -> None:
+    one = [hit("a", "TechCrunch reported the company cut its cloud prices."),
+           hit("b", "The Verge reported the company hired a new chief of its artificial intelligence unit."),
+           hit("c", "The company announced a data centre in Jakarta last year.")]
+    assert article_share(MULTIHOP, one) < 0.8
+    assert source_budget(MULTIHOP, one, 2000, 600) == 2000
+    # The same long question, its terms together in one article: a single fact.
+    together = [hit("a", " ".join(h.chunk.text for h in one))]
+    assert article_share(MULTIHOP, together) == 1.0
+    assert source_budget(MULTIHOP, together, 2000, 600) == 600
+
+
+def test_a_short_question_is_not_judged_by_spread() -> None:
+    spread = [hit("a", "Christiaan Snouck Hurgronje was a Dutch scholar."), hit("b", "He died in Leiden.")]
+    question = "When did Christiaan Snouck Hurgronje die?"
+    assert article_share(question, spread) < 0.8 and not spans_articles(question, 0, article_share(question, spread))
 
 
 def test_a_named_outlet_gets_the_whole_budget_and_zero_turns_it_off() -> None:
-    assert source_budget("who leads hybrid cloud?", 2000, 600, outlets=1) == 2000
-    assert source_budget("who leads hybrid cloud?", 2000, 0) == 2000
-    assert source_budget("who leads hybrid cloud?", 500, 600) == 500  # never above the whole budget
+    assert source_budget("who leads hybrid cloud?", [], 2000, 600, outlets=1) == 2000
+    assert source_budget("who leads hybrid cloud?", [], 2000, 0) == 2000
+    assert source_budget("who leads hybrid cloud?", [], 500, 600) == 500  # never above the whole budget
     assert SPAN_TERMS >= 8
 
 
