@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import InputError
-from rag.types import Document
+from rag.types import Document, file_sha256
 
 QUESTIONS_FILE = "questions.jsonl"
 CORPUS_FILE = "corpus.jsonl"
@@ -196,14 +196,6 @@ def _digest_articles(folder: Path) -> str:
     return h.hexdigest()
 
 
-def _digest_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_set(path: str | Path) -> EvalSet:
     """A question set from a folder, or a bare questions file (no corpus)."""
     path = Path(path).expanduser()
@@ -219,7 +211,7 @@ def load_set(path: str | Path) -> EvalSet:
     name = path.resolve().name
     corpus = path / CORPUS_FILE
     if corpus.is_file():
-        return EvalSet(name, path, questions, corpus, _digest_file(corpus))
+        return EvalSet(name, path, questions, corpus, file_sha256(corpus))
     articles = path / ARTICLES_DIR
     if articles.is_dir() and _article_files(articles):
         return EvalSet(name, path, questions, articles, _digest_articles(articles))

@@ -98,7 +98,8 @@ def check_build() -> Check:
 
 
 def check_model(settings: Settings, full_hash: bool) -> Check:
-    from rag.local_llm import MODEL_SHA256, ensure_model, file_sha256
+    from rag.local_llm import MODEL_SHA256, ensure_model
+    from rag.types import file_sha256
 
     started = time.perf_counter()
     path = ensure_model(settings.models_dir)

@@ -89,15 +89,6 @@ def ensure_model(models_dir: Path, parts: list[Path] | None = None, sha256: str 
     return target
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in 4 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 22):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
