@@ -93,6 +93,30 @@ def test_stopped_messages_name_the_signal_and_the_log(tmp_path: Path) -> None:
     assert issubclass(LLMServerStoppedError, LLMUnavailableError)
 
 
+def dying_server(sig: int, log: Path) -> Any:
+    """A server whose process dies with ``sig`` as it starts, the way a build for another CPU does."""
+    from rag.local_llm import LocalLlamaServer
+
+    class Server(LocalLlamaServer):
+        def command(self) -> list[str]:
+            return [sys.executable, "-c", f"import os; print('loading'); os.kill(os.getpid(), {sig})"]
+
+    return Server(Path("model.gguf"), log_path=log, start_timeout_s=30)
+
+
+def test_a_server_killed_by_sigill_while_starting_says_to_rebuild(tmp_path: Path, monkeypatch) -> None:
+    import importlib.util as iu
+
+    monkeypatch.setattr(iu, "find_spec", lambda name, *a: object())  # as if llama_cpp were installed
+    server = dying_server(signal.SIGILL, tmp_path / "llama-server.log")
+    with pytest.raises(LLMServerStoppedError) as info:
+        server.start()
+    message = str(info.value)
+    assert message.startswith("the local LLM server stopped while starting (signal 4, illegal instruction)")
+    assert "rerun scripts/setup.sh" in message and str(tmp_path / "llama-server.log") in message
+    assert "loading" in message  # the log's last lines come with it
+
+
 def test_generation_leaves_cores_free_and_the_prompt_uses_all(monkeypatch: pytest.MonkeyPatch) -> None:
     from rag import local_llm
 
