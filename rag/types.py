@@ -283,6 +283,11 @@ class Answer:
     coverage: float = 0.0
     model_text: str = ""
 
+    @property
+    def articles(self) -> "list[SourceArticle]":
+        """The sources grouped by article, passages numbered as in the text."""
+        return source_articles(self.sources)
+
     def __repr__(self) -> str:
         cited = [c.number for c in self.citations]
         return f"Answer(text={short(self.text)!r}, citations={cited}, refused={self.refused})"
