@@ -7,20 +7,30 @@ an :class:`~rag.errors.EmbeddingMismatchError`. Chunk metadata carries everythin
 to rebuild a :class:`~rag.types.Chunk` and to cite it. Dense scores are cosine similarities.
 
 Every write goes to Chroma first, then to the :class:`~rag.lexical.LexicalIndex` beside
-it, and stamps the collection with a new revision that the lexical index records; an
-index whose revision or size disagrees with Chroma's is rebuilt when the store opens, and
-when a lexical search finds that another writer changed the collection since.
+it, and stamps the collection with a new revision that the lexical index records.
+
+Another process may write the same collection (``kabar ingest`` while the chat page
+answers): :meth:`ChromaStore.refresh`, called before each search, notices the new revision.
+The lexical index then catches up document by document (only what changed is indexed
+again), and an embedded store reopens its Chroma client, whose vector index would otherwise
+never see the other process's chunks (Chroma's embedded client is not process-safe: one
+writer at a time, which the write journal ensures on one machine; more use a Chroma
+server). Searches keep only chunks of each document's newest complete version
+(:meth:`ChromaStore.whole`), so an answer never reads half of a document that is still being
+written. On a Chroma server, a failure to reach it is a :class:`~rag.errors.StoreError` that
+says what to check, and the next call after it is back works.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from rag.errors import EmbeddingMismatchError, StoreError
 from rag.journal import WriteJournal
@@ -56,8 +66,20 @@ class DocumentInfo:
     url: str = ""
 
 
-def make_client(settings: Settings) -> Any:
-    """A Chroma client: a server when ``chroma_host`` is set, else the data directory."""
+#: Revisions this process stamped: a store that sees one of them needs no fresh client.
+_WRITTEN_HERE: set[str] = set()
+
+
+def store_location(settings: Settings) -> str:
+    return f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else str(settings.data_dir)
+
+
+def make_client(settings: Settings, fresh: bool = False) -> Any:
+    """A Chroma client: a server when ``chroma_host`` is set, else the data directory.
+
+    ``fresh``: for the data directory, a client that reads the store from disk anew instead
+    of sharing this process's cached one (whose vector index misses other processes' writes).
+    """
     import chromadb
     from chromadb.config import Settings as ChromaSettings
 
@@ -67,31 +89,93 @@ def make_client(settings: Settings) -> Any:
             return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
         path = settings.data_dir / "chroma"
         path.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            from chromadb.api.shared_system_client import SharedSystemClient
+
+            # Clients already made keep the old system; the next one reads the files again.
+            SharedSystemClient._identifier_to_system.pop(str(path), None)
         return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
     except Exception as e:  # chromadb raises several unrelated types here
-        where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else str(settings.data_dir)
-        raise StoreError(f"cannot open the Chroma store at {where}: {e}") from e
+        hint = (f"; check that the server is running (`chroma run --path DIR --host {settings.chroma_host} "
+                f"--port {settings.chroma_port}`) and KABAR_CHROMA_HOST / KABAR_CHROMA_PORT"
+                if settings.chroma_host else "")
+        raise StoreError(f"cannot open the Chroma store at {store_location(settings)}: {e}{hint}") from e
+
+
+def store_error(e: Exception, where: str, server: bool) -> StoreError:
+    """A Chroma failure as a StoreError that says what to check."""
+    import httpx
+
+    if server and isinstance(e, httpx.TimeoutException):
+        return StoreError(f"the Chroma server at {where} did not answer in time ({type(e).__name__}); "
+                          "check that it is not overloaded, then try again")
+    if server and isinstance(e, (httpx.TransportError, ConnectionError)):
+        return StoreError(f"cannot reach the Chroma server at {where} ({e}); check that it is running "
+                          "(`chroma run --path DIR --host HOST --port PORT`) and KABAR_CHROMA_HOST / "
+                          "KABAR_CHROMA_PORT, then try again")
+    return StoreError(f"the Chroma store at {where} failed: {type(e).__name__}: {e}")
+
+
+def _is_server(client: Any) -> bool:
+    """Whether a Chroma client talks to a server (``HttpClient``) rather than a local folder."""
+    try:
+        return "fastapi" in str(client.get_settings().chroma_api_impl).lower()
+    except Exception:
+        return False
+
+
+class _Guarded:
+    """A Chroma collection whose failures are :class:`StoreError` (attributes pass through).
+
+    A ValueError or TypeError is the caller's (a ``where`` Chroma rejects) and passes as it is.
+    """
+
+    def __init__(self, target: Any, where: str, server: bool) -> None:
+        self._target, self._where, self._server = target, where, server
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attr(*args, **kwargs)
+            except (StoreError, ValueError, TypeError):
+                raise
+            except Exception as e:
+                raise store_error(e, self._where, self._server) from e
+
+        return call
 
 
 class ChromaStore:
     """Chunks and their vectors in one Chroma collection."""
 
     def __init__(self, client: Any, collection: str, embedding_model: str,
-                 lexical: LexicalIndex | None = None, journal: WriteJournal | None = None) -> None:
+                 lexical: LexicalIndex | None = None, journal: WriteJournal | None = None, where: str = "",
+                 reopen: Callable[[], Any] | None = None) -> None:
+        """``where`` names the store in messages; ``reopen`` makes a fresh client of an embedded
+        store (see :meth:`refresh`)."""
         self.client = client
         self.name = collection
         self.embedding_model = embedding_model
         self.lexical = lexical
         self.journal = journal
+        self.where = where or "the Chroma store"
+        self._server = _is_server(client)
+        self._reopen = reopen
+        self._refresh_lock = threading.Lock()
         try:
-            self._col = client.get_or_create_collection(
+            self._col = _Guarded(client.get_or_create_collection(
                 name=collection,
                 metadata={"embedding_model": embedding_model},
                 configuration={"hnsw": {"space": "cosine"}},
                 embedding_function=None,
-            )
+            ), self.where, self._server)
         except Exception as e:
-            raise StoreError(f"cannot open collection {collection!r}: {e}") from e
+            raise StoreError(f"cannot open collection {collection!r}: {store_error(e, self.where, self._server)}"
+                             ) from e
         stored = (self._col.metadata or {}).get("embedding_model")
         if stored and stored != embedding_model:
             raise EmbeddingMismatchError(
@@ -101,17 +185,25 @@ class ChromaStore:
             )
         self._revision = str((self._col.metadata or {}).get("revision", ""))
         self._publications: tuple[str, dict[str, list[str]]] | None = None
+        #: The documents the last catch-up with another writer indexed again (see refresh).
+        self.lexical_caught_up: list[str] = []
         self._recover()
-        if lexical is not None and (lexical.revision != self._revision or lexical.count() != self.count()):
-            lexical.rebuild(self.iter_rows(), self._revision)
+        if lexical is not None and lexical.revision != self._revision:
+            if lexical.count() == 0:
+                lexical.rebuild(self.iter_rows(), self._revision)
+            else:
+                self._catch_up_lexical(self._revision)
 
     @classmethod
     def from_settings(cls, settings: Settings, embedding_model: str) -> "ChromaStore":
+        reopen = None if settings.chroma_host else (lambda: make_client(settings, fresh=True))
         return cls(make_client(settings), settings.collection, embedding_model,
-                   LexicalIndex(lexical_path(settings)), WriteJournal(journal_path(settings)))
+                   LexicalIndex(lexical_path(settings)), WriteJournal(journal_path(settings)),
+                   where=store_location(settings), reopen=reopen)
 
     def _bump_revision(self) -> None:
         self._revision = uuid.uuid4().hex
+        _WRITTEN_HERE.add(self._revision)
         self._col.modify(metadata={"embedding_model": self.embedding_model, "revision": self._revision})
         if self.lexical is not None:
             self.lexical.set_revision(self._revision)
@@ -161,7 +253,9 @@ class ChromaStore:
             if len(d.chunks) != len(d.vectors):
                 raise StoreError(f"{len(d.chunks)} chunks but {len(d.vectors)} vectors for document {d.doc_id!r}")
         doc_ids = [d.doc_id for d in docs]
+        self._recover()  # a write of this process that failed (the server went away) is repaired first
         with self._writing(doc_ids):
+            self._refresh_client()
             old, _, _ = self._get(doc_ids=doc_ids, include=())
             now = time.time()
             chunks: list[Chunk] = []
@@ -214,9 +308,11 @@ class ChromaStore:
 
     def delete_document(self, doc_id: str) -> int:
         """Remove a document's chunks; returns how many were removed."""
+        self._recover()
         ids = self.chunk_ids(doc_id)
         if ids:
             with self._writing([doc_id]):
+                self._refresh_client()
                 self._col.delete(ids=ids)
                 if self.lexical is not None:
                     self.lexical.replace_documents([doc_id], [])
@@ -255,19 +351,8 @@ class ChromaStore:
         ``n_chunks`` chunks at positions 0..n-1. A document with no complete version is removed.
         """
         ids, _, metas = self._get(doc_ids=doc_ids)
-        versions: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
-        for cid, meta in zip(ids, metas):
-            versions.setdefault((str(meta.get("doc_id")), str(meta.get("doc_hash", ""))), []).append((cid, meta))
-        keep: dict[str, tuple[float, set[str]]] = {}
-        for (doc_id, _), rows in versions.items():
-            n = int(rows[0][1].get("n_chunks", 0) or 0)
-            positions = sorted(int(m.get("position", -1)) for _, m in rows)
-            if n and positions != list(range(n)):
-                continue
-            when = max(float(m.get("ingested_at", 0.0)) for _, m in rows)
-            if doc_id not in keep or when > keep[doc_id][0]:
-                keep[doc_id] = (when, {cid for cid, _ in rows})
-        kept = set().union(*(v[1] for v in keep.values())) if keep else set()
+        keep = complete_versions(ids, metas)
+        kept = set().union(*keep.values()) if keep else set()
         doomed = [cid for cid in ids if cid not in kept]
         size = self._batch()
         for i in range(0, len(doomed), size):
@@ -284,6 +369,7 @@ class ChromaStore:
 
     def doc_hashes(self, doc_ids: Iterable[str]) -> dict[str, str]:
         """Stored content hash of each given document that is in the store."""
+        self._recover()  # a document half written by a failed write is not "stored unchanged"
         wanted = sorted(set(doc_ids))
         found: dict[str, str] = {}
         for i in range(0, len(wanted), 500):
@@ -372,24 +458,101 @@ class ChromaStore:
         res = self._col.query(query_embeddings=[list(vector)], n_results=k, where=where or None,
                               include=["documents", "metadatas", "distances"])
         ids, docs, metas, dists = res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]
-        return [Hit(_chunk(i, t, m), 1.0 - float(d)) for i, t, m, d in zip(ids, docs, metas, dists)]
+        # A vector index that lags the metadata (another process deleted the chunk) returns the
+        # id without metadata: the chunk is gone.
+        return [Hit(_chunk(i, t or "", m), 1.0 - float(d)) for i, t, m, d in zip(ids, docs, metas, dists) if m]
 
-    def _sync_lexical(self) -> None:
-        """Rebuild the lexical index if another writer changed the collection since it was built."""
+    # -- other writers ---------------------------------------------------------------
+
+    def _stored_revision(self) -> str:
         try:
             meta = self.client.get_collection(self.name, embedding_function=None).metadata or {}
         except Exception as e:
-            raise StoreError(f"cannot read collection {self.name!r}: {e}") from e
-        revision = str(meta.get("revision", ""))
-        if revision != self._revision and self.lexical is not None:
+            raise StoreError(f"cannot read collection {self.name!r}: {store_error(e, self.where, self._server)}"
+                             ) from e
+        return str(meta.get("revision", ""))
+
+    def refresh(self) -> bool:
+        """Catch up with what another process wrote since this store last looked; True if it had.
+
+        One metadata read when nothing changed. Otherwise an embedded store reopens its Chroma
+        client (its vector index would not see the other process's chunks) and the lexical
+        index re-indexes only the documents that changed (:meth:`_catch_up_lexical`).
+        """
+        with self._refresh_lock:
+            revision = self._stored_revision()
+            if revision == self._revision:
+                return False
+            self._refresh_client(revision)
             self._revision = revision
-            self.lexical.rebuild(self.iter_rows(), revision)
+            if self.lexical is not None and self.lexical.revision != revision:
+                self._catch_up_lexical(revision)
+            return True
+
+    def _refresh_client(self, revision: str | None = None) -> None:
+        """Reopen an embedded store's client when the collection's revision is another process's."""
+        if self._reopen is None:
+            return
+        revision = self._stored_revision() if revision is None else revision
+        if revision in _WRITTEN_HERE or revision == self._revision or not revision:
+            return
+        try:
+            client = self._reopen()
+            col = client.get_collection(self.name, embedding_function=None)
+        except StoreError:
+            raise
+        except Exception as e:
+            raise store_error(e, self.where, self._server) from e
+        self.client, self._col = client, _Guarded(col, self.where, self._server)
+        _WRITTEN_HERE.add(revision)  # this client has read it: other stores here need not reopen for it
+
+    def _catch_up_lexical(self, revision: str) -> None:
+        """Bring the lexical index in line with Chroma by re-indexing only the documents that
+        differ: chunks added or removed, or a first chunk whose metadata changed."""
+        lexical = self.lexical
+        assert lexical is not None
+        indexed = lexical.chunk_docs()
+        stored = set(self._all_ids())
+        changed = {indexed[cid] for cid in indexed.keys() - stored}
+        added = sorted(stored - indexed.keys())
+        if added:
+            _, _, metas = self._get(ids=added)
+            changed |= {str(m.get("doc_id", "")) for m in metas}
+        firsts = lexical.first_chunks()
+        for meta in self.first_chunk_metadata():
+            doc_id = str(meta.get("doc_id", ""))
+            if doc_id not in changed and firsts.get(doc_id) != meta:
+                changed.add(doc_id)
+        if changed:
+            ids, texts, metas = self._get(doc_ids=sorted(changed), include=("documents", "metadatas"))
+            lexical.replace_documents(sorted(changed), list(zip(ids, texts, metas)))
+        lexical.set_revision(revision)
+        self.lexical_caught_up = sorted(changed)
+
+    def _all_ids(self, page: int = 5000) -> Iterator[str]:
+        total = self.count()
+        for offset in range(0, total, page):
+            yield from self._col.get(include=[], limit=page, offset=offset)["ids"]
+
+    def whole(self, hits: Sequence[Hit]) -> list[Hit]:
+        """``hits`` less any chunk that is not part of its document's newest complete version.
+
+        A document being written (here or by another process) has old and new chunks side by
+        side for a moment, and a new one may be missing some; a search keeps to what was whole
+        when it looked, so an answer never reads half a document or two versions of one.
+        """
+        doc_ids = sorted({h.chunk.doc_id for h in hits})
+        if not doc_ids:
+            return list(hits)
+        ids, _, metas = self._get(doc_ids=doc_ids)
+        keep = complete_versions(ids, metas)
+        return [h for h in hits if h.chunk.id in keep.get(h.chunk.doc_id, ())]
 
     def lexical_query(self, text: str, k: int, where: dict[str, Any] | None = None, lang: str = "") -> list[Hit]:
         """The ``k`` best BM25 matches for ``text`` (empty without a lexical index), best first."""
         if self.lexical is None:
             return []
-        self._sync_lexical()
+        self.refresh()
         # Over-fetch when filtering: BM25 ranks before the filter applies.
         ranked = self.lexical.search(text, k * 4 if where else k, lang)
         if where and ranked and where_matches(where, {}) is None:
@@ -400,6 +563,28 @@ class ChromaStore:
         elif where:
             ranked = [r for r in ranked if where_matches(where, r[0][2])]
         return [Hit(_chunk(cid, t, meta), score) for (cid, t, meta), score in ranked[:k]]
+
+
+def complete_versions(ids: Sequence[str], metas: Sequence[dict[str, Any]]) -> dict[str, set[str]]:
+    """Each document's newest complete version, as its chunk ids (documents with none left out).
+
+    A version is the chunks of a document sharing a ``doc_hash``; it is complete when it holds
+    ``n_chunks`` chunks at positions 0..n-1 (chunks that do not record ``n_chunks`` count as
+    complete). The newest is the one written last (``ingested_at``).
+    """
+    versions: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+    for cid, meta in zip(ids, metas):
+        versions.setdefault((str(meta.get("doc_id")), str(meta.get("doc_hash", ""))), []).append((cid, meta))
+    keep: dict[str, tuple[float, set[str]]] = {}
+    for (doc_id, _), rows in versions.items():
+        n = int(rows[0][1].get("n_chunks", 0) or 0)
+        positions = sorted(int(m.get("position", -1)) for _, m in rows)
+        if n and positions != list(range(n)):
+            continue
+        when = max(float(m.get("ingested_at", 0.0)) for _, m in rows)
+        if doc_id not in keep or when > keep[doc_id][0]:
+            keep[doc_id] = (when, {cid for cid, _ in rows})
+    return {doc_id: chunk_ids for doc_id, (_, chunk_ids) in keep.items()}
 
 
 def _local_name(settings: Settings) -> str:
