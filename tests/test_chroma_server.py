@@ -25,10 +25,11 @@ from rag.assistant import Assistant
 from rag.cli import main
 from rag.embeddings import Embedder
 from rag.errors import StoreError
+from rag.lexical import LexicalIndex
 from rag.settings import Settings
 from rag.store import ChromaStore, complete_versions
 from tests.chroma_server import ChromaServer, chroma_script
-from tests.conftest import ROOT, SAMPLE_ARTICLES, SAMPLE_QUESTIONS, HashEmbedder
+from tests.conftest import ALIBABA, ROOT, SAMPLE_ARTICLES, SAMPLE_QUESTIONS, HashEmbedder
 from tests.test_http_api import fake_llm
 from tests.test_store import MODEL, MakeStore, StoreContract
 from ui.api import build_api
@@ -117,6 +118,38 @@ def test_eval_retrieval_only_on_the_server_matches_embedded(settings: Settings, 
 
     assert scores("server") == scores("embedded")
     assert scores("server")["n_errors"] == 0
+
+
+def test_a_second_machine_catches_up_document_by_document(settings: Settings, chroma_server: ChromaServer,
+                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two Kabar installations (their own data directories, so their own lexical indexes) on
+    one Chroma server: what one writes, the other's lexical index takes in without a rebuild."""
+    shared = on_server(settings, chroma_server)
+    writer = Assistant(shared, embedder=HashEmbedder())
+    reader = Assistant(shared.with_(data_dir=tmp_path / "second-machine"), embedder=HashEmbedder())
+    ingest([ALIBABA], writer)
+    assert reader.retrieve("Jin Li hybrid cloud")  # opened: its index was built from the server
+    monkeypatch.setattr(LexicalIndex, "rebuild", lambda *a, **k: pytest.fail("rebuilt instead of caught up"))
+
+    others = [p for p in SAMPLE_ARTICLES.iterdir() if p != ALIBABA]
+    report = ingest(others[:1], writer)
+    [new_id] = report.new
+    title = next(d.title for d in writer.documents() if d.doc_id == new_id)
+    hits = reader.store.lexical_query(title, 5)
+    assert reader.store.lexical_caught_up == [new_id]  # only the new document was indexed
+    assert hits and any(h.chunk.doc_id == new_id for h in hits)
+
+    old_id = next(d.doc_id for d in writer.documents() if d.doc_id != new_id)
+    writer.store.update_document_metadata(old_id, {"source": "Warta Ekonomi"})
+    reader.retrieve("cloud")
+    assert reader.store.lexical_caught_up == [old_id]  # a metadata change reaches the copy
+    assert {h.chunk.source for h in reader.store.lexical_query("Jin Li", 3) if h.chunk.doc_id == old_id} == \
+        {"Warta Ekonomi"}
+
+    writer.delete_document(new_id)
+    reader.retrieve("cloud")
+    assert reader.store.lexical_caught_up == [new_id]
+    assert reader.store.lexical.count() == writer.store.count()
 
 
 class KillingEmbedder(HashEmbedder):
