@@ -66,8 +66,13 @@ class DocumentInfo:
     url: str = ""
 
 
-#: Revisions this process stamped: a store that sees one of them needs no fresh client.
+#: Revisions this process stamped or has read through its current client: a store that sees
+#: one of them needs no fresh client.
 _WRITTEN_HERE: set[str] = set()
+#: Per embedded store folder, the client every store of this process should use now, with a
+#: generation number: when one store reopens, the others take the same fresh client.
+_CURRENT: dict[str, tuple[int, Any]] = {}
+_CURRENT_LOCK = threading.Lock()
 
 
 def store_location(settings: Settings) -> str:
@@ -165,6 +170,7 @@ class ChromaStore:
         self.where = where or "the Chroma store"
         self._server = _is_server(client)
         self._reopen = reopen
+        self._generation = _CURRENT.get(self.where, (0, None))[0]
         self._refresh_lock = threading.Lock()
         try:
             self._col = _Guarded(client.get_or_create_collection(
@@ -490,21 +496,34 @@ class ChromaStore:
             return True
 
     def _refresh_client(self, revision: str | None = None) -> None:
-        """Reopen an embedded store's client when the collection's revision is another process's."""
+        """Give an embedded store a fresh client when the collection's revision is another
+        process's; all stores of this process on the same folder move to it together."""
         if self._reopen is None:
             return
-        revision = self._stored_revision() if revision is None else revision
-        if revision in _WRITTEN_HERE or revision == self._revision or not revision:
-            return
+        with _CURRENT_LOCK:
+            generation, client = _CURRENT.get(self.where, (0, None))
+            if client is not None and generation != self._generation:
+                self._adopt(client, generation)  # another store here reopened already
+            revision = self._stored_revision() if revision is None else revision
+            if revision in _WRITTEN_HERE or revision == self._revision or not revision:
+                return
+            try:
+                client = self._reopen()
+            except StoreError:
+                raise
+            except Exception as e:
+                raise store_error(e, self.where, self._server) from e
+            generation = max(generation, self._generation) + 1
+            self._adopt(client, generation)
+            _CURRENT[self.where] = (generation, client)
+            _WRITTEN_HERE.add(revision)  # the shared client has read it now
+
+    def _adopt(self, client: Any, generation: int) -> None:
         try:
-            client = self._reopen()
             col = client.get_collection(self.name, embedding_function=None)
-        except StoreError:
-            raise
         except Exception as e:
             raise store_error(e, self.where, self._server) from e
-        self.client, self._col = client, _Guarded(col, self.where, self._server)
-        _WRITTEN_HERE.add(revision)  # this client has read it: other stores here need not reopen for it
+        self.client, self._col, self._generation = client, _Guarded(col, self.where, self._server), generation
 
     def _catch_up_lexical(self, revision: str) -> None:
         """Bring the lexical index in line with Chroma by re-indexing only the documents that

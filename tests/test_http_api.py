@@ -328,3 +328,11 @@ def test_no_input_gets_a_server_error(kabar: Assistant, mode: str) -> None:
         except hypothesis.errors.Unsatisfiable:
             assert mode == "negative"  # an operation without inputs has no invalid ones
     assert seen.get(400) if mode == "negative" else seen.get(200)
+
+
+def test_kabar_serve_refuses_a_public_address_without_a_token(capsys: pytest.CaptureFixture[str]) -> None:
+    from rag.cli import main
+
+    assert main(["serve", "--host", "0.0.0.0", "--no-ui"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("kabar: error:") and "KABAR_API_TOKEN" in err and "Traceback" not in err

@@ -128,3 +128,21 @@ def test_kabar_ingest_in_another_process_reaches_the_chat_page_and_the_api(setti
     started = time.perf_counter()
     assert kabar.store.refresh() is False  # nothing new: one metadata read
     assert time.perf_counter() - started < 1
+
+
+def test_every_store_of_the_answering_process_sees_the_other_processes_writes(settings: Settings) -> None:
+    first, second = (Assistant(settings, embedder=HashEmbedder()) for _ in range(2))
+    ingest([ALIBABA], first)
+    for kabar in (first, second):
+        kabar.retrieve("kapal feri listrik")
+    writer = subprocess.run([sys.executable, "-c", WRITER, "1"], env=env_for(settings), cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert writer.returncode == 0, writer.stderr
+    vector = HashEmbedder().embed_query("kapal feri listrik versi")
+    for kabar in (first, second):  # the first reopens; the second takes the same fresh client
+        kabar.store.refresh()
+        assert any(h.chunk.doc_id == "story" for h in kabar.store.query(vector, 10))
+    others = [p for p in SAMPLE_ARTICLES.iterdir() if p != ALIBABA]
+    [new_id] = ingest(others[:1], second).new  # written here: the first store sees it too
+    first.store.refresh()
+    assert new_id in {h.chunk.doc_id for h in first.store.query(HashEmbedder().embed_query(others[0].read_text()), 10)}
