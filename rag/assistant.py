@@ -105,7 +105,7 @@ class Assistant:
     def _make_llm(self) -> OpenAIChat:
         s = self.settings
         if not s.local_llm:
-            return OpenAIChat(s.llm_model, s.llm_base_url, s.llm_api_key, timeout_s=s.llm_timeout_s)
+            return OpenAIChat(s.llm_model, s.llm_base_url, s.llm_api_key, timeout_s=s.llm_timeout_s, retries=s.retries)
         from rag.local_llm import LocalLlamaChat, LocalLlamaServer, ensure_model
 
         model_path = ensure_model(s.models_dir)

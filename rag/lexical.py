@@ -2,8 +2,10 @@
 
 Chroma is the source of truth. :class:`LexicalIndex` is derived from it: the store writes
 every upsert and delete to both, and the index remembers the collection revision it
-reflects, so a missing or stale index (another process wrote through Chroma, a crash
-between the two writes) is rebuilt from Chroma. Nothing is rebuilt per query.
+reflects. A missing index is built from Chroma; a stale one (another process wrote through
+Chroma, a crash between the two writes) is brought up to date by the store, which compares
+chunk ids and each document's first chunk with Chroma's and re-indexes only the documents
+that differ. Nothing is rebuilt per query.
 
 Each row keeps a copy of its chunk's text and Chroma metadata, so a lexical hit needs no
 round trip to Chroma: on a 10,000-chunk collection that fetch cost as much as the BM25
@@ -124,6 +126,17 @@ class LexicalIndex:
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+
+    def chunk_docs(self) -> dict[str, str]:
+        """Every indexed chunk id and its document id."""
+        with self._lock:
+            return dict(self._db.execute("SELECT chunk_id, doc_id FROM chunks").fetchall())
+
+    def first_chunks(self) -> dict[str, dict[str, Any]]:
+        """Each document's first chunk's metadata (where a change to a document's metadata shows)."""
+        with self._lock:
+            rows = self._db.execute("SELECT doc_id, meta FROM chunks WHERE json_extract(meta, '$.position') = 0")
+            return {doc_id: json.loads(meta) for doc_id, meta in rows.fetchall()}
 
     # -- writing -----------------------------------------------------------------------
 

@@ -109,8 +109,10 @@ def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, ca
     """The ``k`` best chunks for ``query`` by RRF over dense and lexical candidates.
 
     ``topic`` is the text of the conversation so far, for follow-ups (see the module doc).
+    Only chunks of whole documents are returned (:meth:`ChromaStore.whole`).
     """
     n = max(k, candidates)
+    store.refresh()  # another process may have written since the last question
     outlets = mentioned_publications(query, store.publications())
     vector = embedder.embed_query(query)
     dense = store.query(vector, n, where)
@@ -119,7 +121,7 @@ def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, ca
     lexical_all = store.lexical_query(query, max(n, 4 * PER_PUBLICATION) if outlets else n, where, lang)
     lexical = lexical_all[:n]
     if not lexical:
-        return [Hit(h.chunk, h.score, dense_score=h.score) for h in dense[:k]]
+        return [Hit(h.chunk, h.score, dense_score=h.score) for h in store.whole(dense)[:k]]
     rankings = [[h.chunk.id for h in dense], [h.chunk.id for h in lexical]]
     by_id: dict[str, Hit] = {}
     for h in dense:
@@ -143,7 +145,7 @@ def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, ca
     if topic:
         rankings.append(topic_ranking(pool, topic_names(topic) - names))
     fused = reciprocal_rank_fusion(rankings)
-    ranked = sorted(by_id.values(), key=lambda h: -fused[h.chunk.id])[:k]
+    ranked = store.whole(sorted(by_id.values(), key=lambda h: -fused[h.chunk.id]))[:k]
     for h in ranked:
         h.score = fused[h.chunk.id]
     return ranked
