@@ -143,6 +143,7 @@ class RunInfo:
     collection: str
     questions_total: int
     questions_sampled: int
+    half: str | None = None  # the half of the set that ran (eval.dataset.HALVES), None: all of it
     limit: int | None = None
     seed: int = 0
     workers: int = 1
