@@ -22,11 +22,11 @@ import json
 import re
 import sqlite3
 import threading
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from rag.lang import detect_lang
+from rag.text import STOPWORDS, stemmer
 
 # Bumped whenever the analysis or the table layout changes: the index is then rebuilt.
 ANALYZER_VERSION = "3"
@@ -36,32 +36,13 @@ Row = tuple[str, str, dict[str, Any]]
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
-STOPWORDS = frozenset(
-    # English
-    "a an and are as at be been but by can could did do does for from had has have he her his how i if in into "
-    "is it its me my not of on or our she so than that the their them then there these they this those to "
-    "us was we were what when where which who whom why will with would you your".split()
-    # Indonesian
-    + "ada adalah agar akan aku anda apa apakah atau bagaimana bahwa beberapa belum berapa bisa dalam dan dari "
-    "dengan di dia ia ini itu juga kalau kami kapan karena ke kenapa kita lagi maka mana masih mengapa mereka "
-    "nya oleh pada para saja sangat sebagai sedang sejak setelah siapa sudah tapi telah tentang tersebut "
-    "tetapi untuk yaitu yakni yang".split()
-)
-
-
-@lru_cache(maxsize=4)
-def _stemmer(lang: str):  # type: ignore[no-untyped-def]
-    import Stemmer
-
-    return Stemmer.Stemmer("indonesian" if lang == "id" else "english")
-
 
 def analyze(text: str, lang: str = "") -> list[str]:
     """Index terms of ``text``: lowercased, stop words out, stemmed in the text's language."""
     words = [w for w in (m.group(0).lower() for m in _TOKEN.finditer(text)) if w not in STOPWORDS]
     if not words:
         return []
-    stems = _stemmer(lang or detect_lang(text)).stemWords(words)
+    stems = stemmer(lang or detect_lang(text)).stemWords(words)
     # Keep the word itself beside its stem: stemmers mangle names ("Huawei" -> "huawe" in
     # Indonesian), and an English question must still match an Indonesian article on them.
     return words + [s for w, s in zip(words, stems) if s != w]

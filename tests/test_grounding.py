@@ -13,8 +13,8 @@ import pytest
 
 from ingest.pipeline import ingest_documents
 from rag.assistant import Assistant
-from rag.citations import coverage, grounding, judged_sources, question_terms
 from rag.prompt import refusal_text
+from rag.refusal import coverage, grounding, judged_sources, question_terms
 from rag.retrieval import hybrid_search, mentioned_publications
 from rag.settings import Settings
 from rag.types import Chunk, Document, Hit
