@@ -62,6 +62,7 @@ class LexicalIndex:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self._lock = threading.Lock()
+        self._vocab = False
         with self._lock, self._db:
             self._db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
             if self._meta("analyzer") != ANALYZER_VERSION:
@@ -160,6 +161,22 @@ class LexicalIndex:
                 (match, n),
             ).fetchall()
         return [((cid, text, json.loads(meta)), float(score)) for cid, text, meta, score in rows]
+
+    def doc_counts(self, query: str, lang: str = "") -> dict[str, int]:
+        """How many chunks hold each of the query's terms (0: none), as :meth:`search` analyses it."""
+        terms = sorted(set(analyze(query, lang)))
+        if not terms:
+            return {}
+        with self._lock:
+            if not self._vocab:
+                # fts5vocab reads the index's own term statistics; it lives with this connection.
+                self._db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.terms_vocab "
+                                 "USING fts5vocab(main, terms, row)")
+                self._vocab = True
+            marks = ", ".join("?" * len(terms))
+            rows = self._db.execute(f"SELECT term, doc FROM temp.terms_vocab WHERE term IN ({marks})", terms).fetchall()
+        found = dict(rows)
+        return {t: int(found.get(t, 0)) for t in terms}
 
     def close(self) -> None:
         with self._lock:

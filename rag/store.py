@@ -264,6 +264,14 @@ class ChromaStore:
             ranked = [r for r in ranked if where_matches(where, r[0][2])]
         return [Hit(_chunk(cid, t, meta), score) for (cid, t, meta), score in ranked[:k]]
 
+    def lexical_doc_counts(self, text: str, lang: str = "") -> tuple[dict[str, int], int]:
+        """How many chunks hold each lexical term of ``text``, and how many chunks there are in all
+        (the whole collection, whatever filter a search applies)."""
+        if self.lexical is None:
+            return {}, 0
+        self._sync_lexical()
+        return self.lexical.doc_counts(text, lang), self.lexical.count()
+
 
 def lexical_path(settings: Settings) -> Path:
     """Where the lexical index of the configured collection lives (always on this machine)."""
