@@ -222,6 +222,7 @@ def run_question(assistant: Assistant, q: Question, answers: bool, judge: Judge 
         gold_answers=q.answers, gold_doc_ids=q.doc_ids, gold_evidence=q.evidence,
         answer=outcome.answer, refused=answer.refused if answer else None,
         grounding=answer.grounding if answer else None, coverage=answer.coverage if answer else None,
+        support=answer.support if answer else None,
         model_answer=answer.model_text if answer else None,
         flags=list(answer.flags) if answer else [],
         citations=[CitationRef(c.number, c.doc_id, c.chunk_id) for c in cited],

@@ -27,6 +27,7 @@ from rag.embeddings import Embedder, make_embedder
 from rag.errors import EmptyCollectionError
 from rag.lang import detect_lang
 from rag.llm import Message, OpenAIChat
+from rag.passage_check import passage_states_answer
 from rag.prompt import build_messages, refusal_text, select_sources
 from rag.refusal import decide as decide_refusal
 from rag.retrieval import hybrid_search
@@ -217,7 +218,10 @@ class Assistant:
             yield item
         raw = "".join(parts).strip()
         text, citations, flags = verify_citations(raw, prep.sources)
-        decision = decide_refusal(prep.query, text, [c.number for c in citations], prep.sources, self.settings)
+        check = ((lambda n: passage_states_answer(llm, prep.messages, raw, prep.query, n))
+                 if self.settings.min_support > 0 else None)
+        decision = decide_refusal(prep.query, text, [c.number for c in citations], prep.sources, self.settings,
+                                  check)
         refused, grounded, covered = decision.refused, decision.grounding, decision.coverage
         if decision.reason:
             flags.append(f"declined: {decision.reason} (the model said: {text!r})")
@@ -235,6 +239,7 @@ class Assistant:
             refused=refused,
             grounding=grounded,
             coverage=covered,
+            support=decision.support,
             model_text=raw,
             model=llm.model,
             query=prep.query,

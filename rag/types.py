@@ -137,6 +137,9 @@ class Answer:
     refusal); below ``Settings.min_grounding`` the answer is declined. ``coverage`` is the
     share of the question's own terms found in the sources, a long question counting as
     eight terms (0 for a refusal); below ``Settings.min_coverage`` it is declined too.
+    ``support`` is the model's probability that the source it cited states its answer
+    (None when it was not asked: ``Settings.min_support`` 0, a refusal, no citation); below
+    ``Settings.min_support`` the answer is declined.
     ``text`` is brief: a restatement of the question in front of the answer is dropped.
     ``model_text`` is the model's reply as generated, before any repair, refusal or
     shortening.
@@ -155,6 +158,7 @@ class Answer:
     flags: list[str] = field(default_factory=list)
     grounding: float = 0.0
     coverage: float = 0.0
+    support: float | None = None
     model_text: str = ""
 
     def __repr__(self) -> str:
