@@ -79,8 +79,9 @@ class Hit:
     """A retrieved chunk and its score (higher is better).
 
     ``score`` is what ranked it: a cosine similarity from dense search, a BM25 score from
-    lexical search, or a reciprocal-rank-fusion score from hybrid search, which then keeps
-    the two component scores (None where that search did not find the chunk).
+    lexical search, or the fused score from hybrid search (a weighted sum of standard
+    scores, :mod:`rag.fusion`), which then keeps the two component scores (None where that
+    search did not find the chunk).
     """
 
     chunk: Chunk
