@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 
 @dataclass
@@ -52,9 +52,10 @@ def standard_scores(scores: Mapping[str, float]) -> tuple[dict[str, float], floa
     return z, min(z.values())
 
 
-def fuse(signals: Sequence[Signal]) -> dict[str, float]:
-    """Fused score of every candidate any signal scored: the weighted sum of standard scores."""
-    fused: dict[str, float] = {}
+def fuse(signals: Sequence[Signal], candidates: Iterable[str] = ()) -> dict[str, float]:
+    """Fused score of every candidate any signal scored, and of ``candidates``: the weighted sum
+    of standard scores (a signal's lowest for a candidate it did not score)."""
+    fused: dict[str, float] = dict.fromkeys(candidates, 0.0)
     for signal in signals:
         for key in signal.scores:
             fused.setdefault(key, 0.0)

@@ -131,7 +131,8 @@ def rank(candidates: Candidates, k: int) -> list[Hit]:
     pool = list(by_id.values())
     if c.topic:
         signals.append(Signal("topic", topic_counts(pool, c.topic)))
-    fused = fuse(signals)
+    # Candidates only a publication's own search found are scored too (each signal's lowest).
+    fused = fuse(signals, by_id)
     ranked = sorted(pool, key=lambda h: -fused[h.chunk.id])
     # Each publication the question names puts its best candidate right after the best of all,
     # so that a question comparing two outlets sees both.

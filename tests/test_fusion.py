@@ -51,3 +51,9 @@ def test_lexical_weight_is_the_idf_share_of_query_terms_the_index_holds():
     assert lexical_weight({"x": 3, "y": 5}, 10) == 1.0
     assert lexical_weight({"x": 0}, 10) == 0.0
     assert lexical_weight({}, 10) == 0.0 and lexical_weight({"x": 1}, 0) == 0.0
+
+
+def test_a_candidate_no_signal_scored_gets_every_signals_floor():
+    fused = fuse([Signal("dense", {"a": 1.0, "b": 3.0}), Signal("lexical", {"a": 2.0, "b": 1.0}, 0.5)], ["a", "b", "c"])
+    # dense z: a -1, b 1 (floor -1); lexical z: a 1, b -1 (floor -1)
+    assert fused == pytest.approx({"a": -0.5, "b": 0.5, "c": -1.5})

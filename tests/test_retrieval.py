@@ -196,3 +196,11 @@ def test_an_english_question_over_indonesian_articles_counts_bm25_little(e5, sto
     assert lexical_weight(same, total) == 1.0
     assert hybrid_search(store, e5, "Who will lead Alibaba's hybrid cloud?", 1)[0].chunk.doc_id == "alibaba"
     assert dense_search(store, e5, "Who will lead Alibaba's hybrid cloud?", 1)[0].chunk.doc_id == "alibaba"
+
+
+def test_a_candidate_only_a_named_publications_search_found_is_ranked():
+    dense = [_hit("a", 0.9), _hit("b", 0.8)]
+    outlet_only = Hit(Chunk(id="o", doc_id="o", text="o", position=0, start=0, end=1, source="The Bugle"), 0.5)
+    ranked = rank(Candidates(dense, [], 0.0, outlets=[(["The Bugle"], [outlet_only], [])]), 3)
+    # dense z: a 1, b -1; "o" gets the floor, -1, and is placed second as its publication's best
+    assert [h.chunk.id for h in ranked] == ["a", "o", "b"] and ranked[1].dense_score == 0.5
