@@ -11,12 +11,13 @@ fusion, :mod:`rag.fusion`). The signals fused:
 - topic, for a follow-up: how many of the names the conversation so far mentioned a
   candidate's article holds ("Jin Li leads hybrid cloud" before "and public cloud?"), so
   the conversation's article rises over other companies' cloud news.
-
-A publication the question names ("according to Fortune ... as reported by The Age") adds
-its own best candidates to the pool (the same dense and lexical searches restricted to
-its articles), and the best of them by the fused score is placed right after the best
-candidate overall. A question that compares two outlets needs an article from each;
-without this the better-matching outlet fills the prompt.
+- one per publication the question names ("according to Fortune ... as reported by The
+  Age"): whether a candidate comes from it. The publication's own best candidates (the
+  same dense and lexical searches restricted to its articles) join the pool, its chunks
+  rise together, and its best candidate by the fused score is placed right after the
+  best overall (two named outlets that fill the pool cancel each other's lift). A
+  question that compares two outlets needs an article from each; without this the
+  better-matching outlet fills the prompt.
 
 Filters (``where``, Chroma's metadata syntax) apply to every search. :func:`dense_search`
 is the embedding alone, the baseline. Does not rerank with a cross-encoder.
@@ -129,13 +130,17 @@ def rank(candidates: Candidates, k: int) -> list[Hit]:
     signals = [Signal("dense", {h.chunk.id: h.score for h in c.dense}),
                Signal("lexical", {h.chunk.id: h.score for h in c.lexical}, c.lexical_weight)]
     pool = list(by_id.values())
+    for sources, _, _ in c.outlets:
+        # Whether a candidate comes from a publication the question names: that outlet's chunks rise
+        # together, in the order the other signals give them.
+        signals.append(Signal("outlet", {h.chunk.id: float(h.chunk.source in sources) for h in pool}))
     if c.topic:
         signals.append(Signal("topic", topic_counts(pool, c.topic)))
     # Candidates only a publication's own search found are scored too (each signal's lowest).
     fused = fuse(signals, by_id)
     ranked = sorted(pool, key=lambda h: -fused[h.chunk.id])
-    # Each publication the question names puts its best candidate right after the best of all,
-    # so that a question comparing two outlets sees both.
+    # Two named outlets that fill the pool cancel each other's lift: each also puts its best
+    # candidate right after the best of all, so that a question comparing them sees both.
     head = ranked[:1]
     for sources, _, _ in c.outlets:
         best = next((h for h in ranked if h.chunk.source in sources), None)

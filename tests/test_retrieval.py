@@ -202,5 +202,6 @@ def test_a_candidate_only_a_named_publications_search_found_is_ranked():
     dense = [_hit("a", 0.9), _hit("b", 0.8)]
     outlet_only = Hit(Chunk(id="o", doc_id="o", text="o", position=0, start=0, end=1, source="The Bugle"), 0.5)
     ranked = rank(Candidates(dense, [], 0.0, outlets=[(["The Bugle"], [outlet_only], [])]), 3)
-    # dense z: a 1, b -1; "o" gets the floor, -1, and is placed second as its publication's best
-    assert [h.chunk.id for h in ranked] == ["a", "o", "b"] and ranked[1].dense_score == 0.5
+    # dense z: a 1, b -1, "o" the floor -1; from the named outlet z: o 1.41, a and b -0.71
+    assert [h.chunk.id for h in ranked] == ["o", "a", "b"] and ranked[0].dense_score == 0.5
+    assert [h.score for h in ranked] == pytest.approx([-1 + 2 ** 0.5, 1 - 2 ** -0.5, -1 - 2 ** -0.5])
