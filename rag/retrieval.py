@@ -109,7 +109,7 @@ def gather(store: ChromaStore, embedder: Embedder, query: str, n: int, where: di
     outlets = mentioned_publications(query, store.publications())
     vector = embedder.embed_query(query)
     dense = store.query(vector, n, where)
-    # One BM25 search serves every ranking: an outlet's lexical candidates are its chunks
+    # One BM25 search serves every signal: an outlet's lexical candidates are its chunks
     # among the first 4 * PER_PUBLICATION overall, as a filtered search would find them.
     lexical_all = store.lexical_query(query, max(n, 4 * PER_PUBLICATION) if outlets else n, where, lang)
     counts, total = store.lexical_doc_counts(query, lang) if lexical_all else ({}, 0)
