@@ -24,11 +24,11 @@ import json
 import re
 import sqlite3
 import threading
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from rag.lang import detect_lang
+from rag.text import STOPWORDS, stemmer
 
 # Bumped whenever the analysis or the table layout changes: the index is then rebuilt.
 ANALYZER_VERSION = "3"
@@ -38,32 +38,13 @@ Row = tuple[str, str, dict[str, Any]]
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
-STOPWORDS = frozenset(
-    # English
-    "a an and are as at be been but by can could did do does for from had has have he her his how i if in into "
-    "is it its me my not of on or our she so than that the their them then there these they this those to "
-    "us was we were what when where which who whom why will with would you your".split()
-    # Indonesian
-    + "ada adalah agar akan aku anda apa apakah atau bagaimana bahwa beberapa belum berapa bisa dalam dan dari "
-    "dengan di dia ia ini itu juga kalau kami kapan karena ke kenapa kita lagi maka mana masih mengapa mereka "
-    "nya oleh pada para saja sangat sebagai sedang sejak setelah siapa sudah tapi telah tentang tersebut "
-    "tetapi untuk yaitu yakni yang".split()
-)
-
-
-@lru_cache(maxsize=4)
-def _stemmer(lang: str):  # type: ignore[no-untyped-def]
-    import Stemmer
-
-    return Stemmer.Stemmer("indonesian" if lang == "id" else "english")
-
 
 def analyze(text: str, lang: str = "") -> list[str]:
     """Index terms of ``text``: lowercased, stop words out, stemmed in the text's language."""
     words = [w for w in (m.group(0).lower() for m in _TOKEN.finditer(text)) if w not in STOPWORDS]
     if not words:
         return []
-    stems = _stemmer(lang or detect_lang(text)).stemWords(words)
+    stems = stemmer(lang or detect_lang(text)).stemWords(words)
     # Keep the word itself beside its stem: stemmers mangle names ("Huawei" -> "huawe" in
     # Indonesian), and an English question must still match an Indonesian article on them.
     return words + [s for w, s in zip(words, stems) if s != w]
@@ -83,6 +64,7 @@ class LexicalIndex:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self._lock = threading.Lock()
+        self._vocab = False
         with self._lock, self._db:
             self._db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
             if self._meta("analyzer") != ANALYZER_VERSION:
@@ -205,6 +187,22 @@ class LexicalIndex:
                 (match, n),
             ).fetchall()
         return [((cid, text, json.loads(meta)), float(score)) for cid, text, meta, score in rows]
+
+    def doc_counts(self, query: str, lang: str = "") -> dict[str, int]:
+        """How many chunks hold each of the query's terms (0: none), as :meth:`search` analyses it."""
+        terms = sorted(set(analyze(query, lang)))
+        if not terms:
+            return {}
+        with self._lock:
+            if not self._vocab:
+                # fts5vocab reads the index's own term statistics; it lives with this connection.
+                self._db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.terms_vocab "
+                                 "USING fts5vocab(main, terms, row)")
+                self._vocab = True
+            marks = ", ".join("?" * len(terms))
+            rows = self._db.execute(f"SELECT term, doc FROM temp.terms_vocab WHERE term IN ({marks})", terms).fetchall()
+        found = dict(rows)
+        return {t: int(found.get(t, 0)) for t in terms}
 
     def close(self) -> None:
         with self._lock:

@@ -505,6 +505,14 @@ class ChromaStore:
             ranked = [r for r in ranked if where_matches(where, r[0][2])]
         return [Hit(_chunk(cid, t, meta), score) for (cid, t, meta), score in ranked[:k]]
 
+    def lexical_doc_counts(self, text: str, lang: str = "") -> tuple[dict[str, int], int]:
+        """How many chunks hold each lexical term of ``text``, and how many chunks there are in all
+        (the whole collection, whatever filter a search applies)."""
+        if self.lexical is None:
+            return {}, 0
+        self.refresh()
+        return self.lexical.doc_counts(text, lang), self.lexical.count()
+
 
 def complete_versions(ids: Sequence[str], metas: Sequence[dict[str, Any]]) -> dict[str, set[str]]:
     """Each document's newest complete version, as its chunk ids (documents with none left out).

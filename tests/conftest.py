@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_ARTICLES = ROOT / "examples" / "articles"
 SAMPLE_QUESTIONS = ROOT / "examples" / "questions.jsonl"
 ALIBABA = SAMPLE_ARTICLES / "alibaba-cloud-reshuffle-id.txt"
+#: "Who leads hybrid cloud?" in the Alibaba article's own words: the hash embedder and BM25 rank
+#: that article first for it (the real embedder does so for the English question too).
+FACT_QUESTION = "Siapa yang memimpin unit hybrid cloud?"
 
 
 @pytest.fixture(autouse=True)

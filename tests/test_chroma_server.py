@@ -29,7 +29,7 @@ from rag.lexical import LexicalIndex
 from rag.settings import Settings
 from rag.store import ChromaStore, complete_versions
 from tests.chroma_server import ChromaServer, chroma_script
-from tests.conftest import ALIBABA, ROOT, SAMPLE_ARTICLES, SAMPLE_QUESTIONS, HashEmbedder
+from tests.conftest import ALIBABA, FACT_QUESTION, ROOT, SAMPLE_ARTICLES, SAMPLE_QUESTIONS, HashEmbedder
 from tests.test_http_api import fake_llm
 from tests.test_store import MODEL, MakeStore, StoreContract
 from ui.api import build_api
@@ -211,17 +211,17 @@ def test_server_gone_mid_question_then_back(settings: Settings, own_server: Chro
     embedder = KillOnQuery()
     kabar = Assistant(on_server(settings, own_server, "gone-mid-question"), embedder=embedder, llm=fake_llm())
     ingest([SAMPLE_ARTICLES], kabar)
-    assert kabar.ask("who leads hybrid cloud?").citations
+    assert kabar.ask(FACT_QUESTION).citations
 
     embedder.kill = own_server  # dies after the question is embedded, before the search
     with pytest.raises(StoreError, match=f"cannot reach the Chroma server at 127.0.0.1:{own_server.port}"):
-        kabar.ask("who leads hybrid cloud?")
+        kabar.ask(FACT_QUESTION)
     with TestClient(build_api(kabar)) as client:
-        r = client.post("/v1/ask", json={"question": "who leads hybrid cloud?"})
+        r = client.post("/v1/ask", json={"question": FACT_QUESTION})
         assert r.status_code == 503 and r.json()["error"]["type"] == "store_unavailable"
         assert "cannot reach the Chroma server" in r.json()["error"]["message"]
 
         own_server.start()
-        r = client.post("/v1/ask", json={"question": "who leads hybrid cloud?", "stream": False})
+        r = client.post("/v1/ask", json={"question": FACT_QUESTION, "stream": False})
         assert r.status_code == 200 and r.json()["citations"]
-    assert kabar.ask("who leads hybrid cloud?").citations
+    assert kabar.ask(FACT_QUESTION).citations

@@ -24,7 +24,7 @@ from rag.assistant import Assistant
 from rag.errors import ConfigError
 from rag.llm import OpenAIChat
 from rag.settings import Settings
-from tests.conftest import ALIBABA, SAMPLE_ARTICLES, HashEmbedder
+from tests.conftest import ALIBABA, FACT_QUESTION, SAMPLE_ARTICLES, HashEmbedder
 from tests.test_llm_errors import event, sse
 from ui.api import build_api
 from ui.openai_compat import FOOTNOTE, strip_footnote
@@ -76,13 +76,13 @@ def events(text: str) -> list[tuple[str, Any]]:
 
 
 def test_ask_streams_sources_then_text_then_the_answer(client: TestClient) -> None:
-    r = client.post("/v1/ask", json={"question": "who leads hybrid cloud?"})
+    r = client.post("/v1/ask", json={"question": FACT_QUESTION})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     got = events(r.text)
     kinds = [k for k, _ in got]
     assert kinds[0] == "sources" and kinds[-1] == "answer" and set(kinds[1:-1]) == {"delta"}
     sources = got[0][1]
-    assert sources["query"] == "who leads hybrid cloud?"
+    assert sources["query"] == FACT_QUESTION
     numbers = [p["number"] for a in sources["articles"] for p in a["passages"]]
     assert sorted(numbers) == list(range(1, len(numbers) + 1))
     assert "".join(d["text"] for k, d in got if k == "delta") == ANSWER
@@ -93,7 +93,7 @@ def test_ask_streams_sources_then_text_then_the_answer(client: TestClient) -> No
 
 
 def test_ask_without_streaming(client: TestClient) -> None:
-    r = client.post("/v1/ask", json={"question": "who leads hybrid cloud?", "stream": False, "top_k": 5,
+    r = client.post("/v1/ask", json={"question": FACT_QUESTION, "stream": False, "top_k": 5,
                                      "temperature": 0.0, "filters": {"since": "", "sources": []}})
     assert r.status_code == 200
     body = r.json()
@@ -106,7 +106,7 @@ def test_history_reaches_the_model(settings: Settings) -> None:
     ingest([ALIBABA], assistant)
     with TestClient(build_api(assistant)) as c:
         r = c.post("/v1/ask", json={"question": "and public cloud?", "stream": False, "history": [
-            {"role": "user", "content": "who leads hybrid cloud?"}, {"role": "assistant", "content": ANSWER}]})
+            {"role": "user", "content": FACT_QUESTION}, {"role": "assistant", "content": ANSWER}]})
     assert r.status_code == 200
     assert any(ANSWER in m["content"] for req in seen for m in req["messages"])
 
@@ -258,7 +258,7 @@ def test_openai_client_gets_an_answer_with_citations(client: TestClient) -> None
     oc = openai_client(client)
     assert [m.id for m in oc.models.list()] == ["kabar"]
     reply = oc.chat.completions.create(model="whatever-name", messages=[
-        {"role": "system", "content": "You are helpful."}, {"role": "user", "content": "who leads hybrid cloud?"}])
+        {"role": "system", "content": "You are helpful."}, {"role": "user", "content": FACT_QUESTION}])
     text = reply.choices[0].message.content
     assert text.startswith(CITED) and FOOTNOTE in text and "] " in text.split(FOOTNOTE)[1]
     assert reply.model == "whatever-name" and reply.usage.total_tokens == 57
@@ -269,7 +269,7 @@ def test_openai_client_gets_an_answer_with_citations(client: TestClient) -> None
 def test_openai_client_streams(client: TestClient) -> None:
     oc = openai_client(client)
     stream = oc.chat.completions.create(model="kabar", stream=True, stream_options={"include_usage": True},
-                                        messages=[{"role": "user", "content": "who leads hybrid cloud?"}])
+                                        messages=[{"role": "user", "content": FACT_QUESTION}])
     pieces, finish, extra, usage = [], None, None, None
     for chunk in stream:
         if chunk.usage:
