@@ -36,6 +36,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(name)
     data_dir = tmp_path / "kabar-data"
     monkeypatch.setenv("KABAR_DATA_DIR", str(data_dir))
+    # Greedy decoding: a test that asks the real model gets the same answer every run.
+    monkeypatch.setenv("KABAR_TEMPERATURE", "0")
     return data_dir
 
 
