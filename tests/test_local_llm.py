@@ -8,6 +8,7 @@ mid-answer.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -246,3 +247,34 @@ def test_several_hundred_token_prompt_through_the_real_server(local_settings: Se
     assert probe["prompt_tokens"] >= 300
     assert "Jin Li" in probe["answer"]
     assert probe["prompt_tokens_per_s"] > 0 and probe["generation_tokens_per_s"] > 0
+
+
+@llm
+def test_http_api_reports_the_crash_and_the_next_question_is_answered(ingested: Settings, e5: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from ui.api import build_api
+
+    with Assistant(ingested, embedder=e5) as kabar, TestClient(build_api(kabar)) as client:
+        kabar.warm_up()
+        server = kabar.llm.server  # type: ignore[attr-defined]
+        first_pid = server.pid
+        kinds: list[str] = []
+        error: dict[str, Any] = {}
+        with client.stream("POST", "/v1/ask", json={"question": "who leads hybrid cloud?"}) as r:
+            kind = ""
+            for line in r.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[len("event: "):]
+                    kinds.append(kind)
+                    if kind == "delta" and server.running():  # the answer has begun
+                        os.kill(first_pid, signal.SIGSEGV)
+                elif line.startswith("data: ") and kind == "error":
+                    error = json.loads(line[len("data: "):])["error"]
+        assert kinds[0] == "sources" and kinds[-1] == "error", kinds
+        assert "the local LLM server stopped (signal 11, segmentation fault)" in error["message"], error
+        assert "cannot reach" not in error["message"]
+
+        r = client.post("/v1/ask", json={"question": "who leads hybrid cloud?", "stream": False})
+        assert r.status_code == 200 and "Jin Li" in r.json()["text"], r.text
+        assert kabar.llm.server.pid != first_pid  # type: ignore[attr-defined]
