@@ -9,7 +9,8 @@ to rebuild a :class:`~rag.types.Chunk` and to cite it. Dense scores are cosine s
 Every write goes to Chroma first, then to the :class:`~rag.lexical.LexicalIndex` beside
 it, and stamps the collection with a new revision that the lexical index records; an
 index whose revision or size disagrees with Chroma's is rebuilt when the store opens, and
-when a lexical search finds that another writer changed the collection since.
+when a lexical search finds that another writer changed the collection since. A filtered
+dense search asks the lexical index which chunks pass first (:mod:`rag.prefilter`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from rag.errors import EmbeddingMismatchError, StoreError
 from rag.journal import WriteJournal
 from rag.lexical import LexicalIndex, Row
+from rag.prefilter import filtered_query
 from rag.settings import Settings
 from rag.types import Chunk, Hit, alternatives_from_json, alternatives_json, published_day
 
@@ -368,9 +370,15 @@ class ChromaStore:
         """The ``k`` chunks closest to ``vector``, best first."""
         if k <= 0:
             raise StoreError(f"k must be greater than 0. Currently, k is {k}.")
-        # Chroma returns fewer than n_results when the collection (or the filter) holds fewer.
-        res = self._col.query(query_embeddings=[list(vector)], n_results=k, where=where or None,
-                              include=["documents", "metadatas", "distances"])
+        include = ["documents", "metadatas", "distances"]
+        res = None
+        if where and self.lexical is not None:
+            self._sync_lexical()  # the lexical index decides which chunks pass (rag.prefilter)
+            res = filtered_query(self._col, self.lexical, vector, k, where, self.count, include)
+        if res is None:
+            # Chroma returns fewer than n_results when the collection (or the filter) holds fewer.
+            res = self._col.query(query_embeddings=[list(vector)], n_results=k, where=where or None,
+                                  include=include)
         ids, docs, metas, dists = res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]
         return [Hit(_chunk(i, t, m), 1.0 - float(d)) for i, t, m, d in zip(ids, docs, metas, dists)]
 
