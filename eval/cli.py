@@ -1,6 +1,6 @@
 """``kabar eval``: run question sets, compare runs, redraw reports.
 
-    kabar eval run FOLDER [--retrieval-only] [--limit N] [--out DIR [--resume]] [--judge] ...
+    kabar eval run FOLDER [--retrieval-only] [--half tune|check] [--limit N] [--out DIR [--resume]] [--judge] ...
     kabar eval compare RUN_A RUN_B
     kabar eval report RUN
 
@@ -36,7 +36,9 @@ def register(subparsers: Any) -> None:
                                                   "or a questions .jsonl file to run against the current collection")
     r.add_argument("--retrieval-only", action="store_true",
                    help="retrieve and assemble the prompt context, without calling the LLM (fast)")
-    r.add_argument("--limit", type=int, help="a fixed random sample of N questions")
+    r.add_argument("--half", choices=("tune", "check"),
+                   help="only one half of the set, split by a hash of the question id: tune on one, check on the other")
+    r.add_argument("--limit", type=int, help="a fixed random sample of N questions (of the half, with --half)")
     r.add_argument("--seed", type=int, default=0, help="seed of the --limit sample (default 0)")
     r.add_argument("--out", help="the run folder to write (default runs/<set>-<mode>-<time>)")
     r.add_argument("--workers", type=int, default=0,
@@ -104,7 +106,7 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from eval.dataset import load_set, sample
+    from eval.dataset import half, load_set, sample
     from eval.runner import Progress, RunOptions, default_out_dir, previous_run, run_eval
     from rag.errors import KabarError
 
@@ -118,9 +120,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume and not args.out:
         raise ValueError("--resume needs --out: the folder of the run to continue")
     out = Path(args.out) if args.out else default_out_dir(eval_set.name, args.retrieval_only)
-    options = RunOptions(retrieval_only=args.retrieval_only, limit=args.limit, seed=args.seed, workers=args.workers,
+    options = RunOptions(retrieval_only=args.retrieval_only, limit=args.limit, seed=args.seed, half=args.half,
+                         workers=args.workers,
                          rebuild=args.rebuild, resume=args.resume)
-    questions = sample(eval_set.questions, args.limit, args.seed)
+    questions = sample(half(eval_set.questions, args.half), args.limit, args.seed)
     before = []
     if args.resume:
         wanted = {q.id for q in questions}

@@ -19,6 +19,10 @@ Conventions fixed here, so that every metric sees the same gold:
 - A question without ``type`` gets ``"answerable"`` or ``"unanswerable"``, so ``by_type``
   always says something.
 
+Every set splits into two fixed halves by a hash of the question id (:func:`half`): tune
+on ``tune``, confirm on ``check``. The split depends on nothing but the id, so a question
+stays in its half whatever else the file holds.
+
 Problems are :class:`~rag.errors.InputError` naming the file and line. Does not ingest
 anything: :mod:`eval.runner` does.
 """
@@ -230,3 +234,21 @@ def sample(questions: Sequence[Question], limit: int | None, seed: int = 0) -> l
         raise ValueError(f"limit must be greater than 0. Currently, limit is {limit}.")
     chosen = sorted(random.Random(seed).sample(range(len(questions)), limit))
     return [questions[i] for i in chosen]
+
+
+#: The two halves of every set: tune on the first, confirm on the second.
+HALVES = ("tune", "check")
+
+
+def half_of(question_id: str) -> str:
+    """``"tune"`` or ``"check"``: the parity of the first byte of the id's SHA-256."""
+    return HALVES[hashlib.sha256(question_id.encode("utf-8")).digest()[0] % 2]
+
+
+def half(questions: Sequence[Question], name: str | None) -> list[Question]:
+    """The questions of half ``name`` (all of them for None), in file order."""
+    if name is None:
+        return list(questions)
+    if name not in HALVES:
+        raise ValueError(f"half must be one of {', '.join(HALVES)}. Currently, half is {name!r}.")
+    return [q for q in questions if half_of(q.id) == name]

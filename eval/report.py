@@ -54,8 +54,8 @@ def _headline(run: Run) -> list[str]:
 
 def _header_items(run: Run) -> list[tuple[str, str]]:
     i = run.info
-    sampled = f"{i.questions_sampled} of {i.questions_total}" + (f" (--limit {i.limit}, seed {i.seed})" if i.limit
-                                                                  else "")
+    sampled = (f"{i.questions_sampled} of {i.questions_total}" + (f", the {i.half} half" if i.half else "")
+               + (f" (--limit {i.limit}, seed {i.seed})" if i.limit else ""))
     items = [("set", f"{i.set_name} ({i.set_path})"), ("mode", "full answers" if i.answers else "retrieval only"),
              ("questions", sampled + f"; {i.finished} finished"), ("collection", i.collection
                                                                   + (" (reused)" if i.collection_reused else

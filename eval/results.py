@@ -69,6 +69,7 @@ class QuestionResult:
     refused: bool | None = None
     grounding: float | None = None
     coverage: float | None = None
+    support: float | None = None
     model_answer: str | None = None
     flags: list[str] = field(default_factory=list)
     citations: list[CitationRef] = field(default_factory=list)
@@ -95,7 +96,7 @@ class QuestionResult:
             "answerable": self.answerable,
             "gold": {"answers": self.gold_answers, "doc_ids": self.gold_doc_ids, "evidence": self.gold_evidence},
             "answer": self.answer, "refused": self.refused, "grounding": self.grounding,
-            "coverage": self.coverage,
+            "coverage": self.coverage, "support": self.support,
             "model_answer": self.model_answer, "flags": self.flags,
             "citations": [asdict(c) for c in self.citations],
             "hits": [asdict(h) for h in self.hits],
@@ -119,7 +120,7 @@ class QuestionResult:
             gold_answers=list(gold.get("answers") or []), gold_doc_ids=list(gold.get("doc_ids") or []),
             gold_evidence=list(gold.get("evidence") or []),
             answer=d.get("answer"), refused=d.get("refused"), grounding=d.get("grounding"),
-            coverage=d.get("coverage"),
+            coverage=d.get("coverage"), support=d.get("support"),
             model_answer=d.get("model_answer"),
             flags=list(d.get("flags") or []),
             citations=[CitationRef(**c) for c in d.get("citations") or []],
@@ -145,6 +146,7 @@ class RunInfo:
     collection: str
     questions_total: int
     questions_sampled: int
+    half: str | None = None  # the half of the set that ran (eval.dataset.HALVES), None: all of it
     limit: int | None = None
     seed: int = 0
     workers: int = 1

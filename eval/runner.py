@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eval import metrics
-from eval.dataset import EvalSet, Question, sample
+from eval.dataset import EvalSet, Question, half, sample
 from eval.results import (
     QUESTIONS,
     RUN,
@@ -223,6 +223,7 @@ def run_question(assistant: Assistant, q: Question, answers: bool, judge: Judge 
         gold_answers=q.answers, gold_doc_ids=q.doc_ids, gold_evidence=q.evidence,
         answer=outcome.answer, refused=answer.refused if answer else None,
         grounding=answer.grounding if answer else None, coverage=answer.coverage if answer else None,
+        support=answer.support if answer else None,
         model_answer=answer.model_text if answer else None,
         flags=list(answer.flags) if answer else [],
         citations=[CitationRef(c.number, c.doc_id, c.chunk_id) for c in cited],
@@ -319,6 +320,7 @@ class RunOptions:
     retrieval_only: bool = False
     limit: int | None = None
     seed: int = 0
+    half: str | None = None  # "tune" or "check": one half of the set (eval.dataset.half)
     workers: int = 0  # 0: chosen from the backend
     rebuild: bool = False
     resume: bool = False  # continue the interrupted run in the out folder
@@ -380,8 +382,8 @@ def previous_run(out_dir: Path, retrieval_only: bool) -> tuple[list[QuestionResu
 def _check_resumable(out_dir: Path, prior: RunInfo | None, info: RunInfo) -> None:
     if prior is None:
         return
-    same = (prior.set_name, prior.limit, prior.seed, prior.collection) == (info.set_name, info.limit, info.seed,
-                                                                          info.collection)
+    same = ((prior.set_name, prior.half, prior.limit, prior.seed, prior.collection)
+            == (info.set_name, info.half, info.limit, info.seed, info.collection))
     changed = sorted(k for k in set(prior.settings) & set(info.settings)
                      if k not in _TIMING_ONLY and prior.settings[k] != info.settings[k])
     if not same or changed:
@@ -408,7 +410,7 @@ def run_eval(eval_set: EvalSet, settings: Settings, out_dir: Path, options: RunO
     answers = not options.retrieval_only
     if judge is not None and not answers:
         raise ConfigError("--judge grades answers; it cannot be used with --retrieval-only")
-    questions = sample(eval_set.questions, options.limit, options.seed)
+    questions = sample(half(eval_set.questions, options.half), options.limit, options.seed)
     prior: list[QuestionResult] = []
     prior_info: RunInfo | None = None
     if options.resume:
@@ -431,7 +433,8 @@ def run_eval(eval_set: EvalSet, settings: Settings, out_dir: Path, options: RunO
     workers = options.workers or default_workers(options.retrieval_only, settings, llm)
     info = RunInfo(set_name=eval_set.name, set_path=str(eval_set.path), mode="answers" if answers else "retrieval",
                    collection=collection.settings.collection, questions_total=len(eval_set.questions),
-                   questions_sampled=len(questions), limit=options.limit, seed=options.seed, workers=workers,
+                   questions_sampled=len(questions), half=options.half, limit=options.limit, seed=options.seed,
+                   workers=workers,
                    embedding_model=embedder.model_id,
                    settings=recorded_settings(settings),
                    started_at=started_at, ingest_s=round(collection.ingest_s, 2),

@@ -23,13 +23,15 @@ from typing import Any, Iterator, Sequence, Union
 
 from rag.brief import brief
 from rag.budget import source_budget
-from rag.citations import coverage, grounding, is_refusal, judged_sources, verify_citations
+from rag.citations import verify_citations
 from rag.condense import condense
 from rag.embeddings import Embedder, make_embedder
 from rag.errors import EmptyCollectionError
 from rag.lang import detect_lang
 from rag.llm import Message, OpenAIChat
+from rag.passage_check import passage_states_answer
 from rag.prompt import build_messages, refusal_text, select_sources
+from rag.refusal import decide as decide_refusal
 from rag.retrieval import hybrid_search, mentioned_publications
 from rag.settings import Settings
 from rag.store import ChromaStore, DocumentInfo
@@ -105,7 +107,7 @@ class Assistant:
     def _make_llm(self) -> OpenAIChat:
         s = self.settings
         if not s.local_llm:
-            return OpenAIChat(s.llm_model, s.llm_base_url, s.llm_api_key, timeout_s=s.llm_timeout_s)
+            return OpenAIChat(s.llm_model, s.llm_base_url, s.llm_api_key, timeout_s=s.llm_timeout_s, retries=s.retries)
         from rag.local_llm import LocalLlamaChat, LocalLlamaServer, ensure_model
 
         model_path = ensure_model(s.models_dir)
@@ -234,20 +236,14 @@ class Assistant:
             yield item
         raw = "".join(parts).strip()
         text, citations, flags = verify_citations(raw, prep.sources)
-        refused = is_refusal(text)
-        # Both gates judge the articles the answer rests on (see judged_sources).
-        basis = judged_sources(prep.sources, [c.number for c in citations])
-        grounded = 0.0 if refused else grounding(text, prep.query, basis)
-        # What the question is about must be in the sources: else the model's fluent answer
-        # is about something the question did not ask (the smallest country, not shark).
-        covered = 0.0 if refused else coverage(prep.query, basis)
-        # Below min_grounding the model answered from its own memory, not from the articles.
-        why = ("" if refused else
-               f"only {grounded:.0%} of the answer's key words" if grounded < self.settings.min_grounding else
-               f"only {covered:.0%} of the question's terms" if covered < self.settings.min_coverage else "")
-        if why:
-            flags.append(f"declined: {why} are in the sources (the model said: {text!r})")
-            text, citations, refused = refusal_text(prep.lang), [], True
+        check = ((lambda n: passage_states_answer(llm, prep.messages, raw, prep.query, n))
+                 if self.settings.min_support > 0 else None)
+        decision = decide_refusal(prep.query, text, [c.number for c in citations], prep.sources, self.settings,
+                                  check)
+        refused, grounded, covered = decision.refused, decision.grounding, decision.coverage
+        if decision.reason:
+            flags.append(f"declined: {decision.reason} (the model said: {text!r})")
+            text, citations = refusal_text(prep.lang), []
         elif not refused:
             text = brief(text, prep.query)
         yield Answer(
@@ -261,6 +257,7 @@ class Assistant:
             refused=refused,
             grounding=grounded,
             coverage=covered,
+            support=decision.support,
             model_text=raw,
             model=llm.model,
             query=prep.query,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from rag.citations import content_words, forms, vocabulary
+from rag.text import content_words, forms, vocabulary
 
 _LINK = re.compile(
     r"\s(?:adalah|ialah|merupakan|yaitu|yakni"

@@ -22,13 +22,14 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from rag.citations import COVERAGE_TERMS, forms, question_terms, vocabulary
+from rag.text import forms, question_terms, vocabulary
 from rag.types import Hit
 
 #: Share of the question's (findable) terms one article must hold for a single-fact question.
 ONE_ARTICLE = 0.8
-#: Above this many content terms (twice the coverage gate's cap) a question may span articles.
-SPAN_TERMS = 2 * COVERAGE_TERMS
+#: Above this many content terms (twice the refusal coverage gate's cap of eight) a question
+#: may span articles.
+SPAN_TERMS = 16
 
 # Lower case only: "Than Shwe" is a name. Not "kedua" (also "second") or "sama dengan" ("bekerja
 # sama dengan": to work with).

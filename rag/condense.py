@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rag.citations import content_words
 from rag.llm import Message, OpenAIChat
 from rag.prompt import condense_messages
+from rag.text import content_words
 
 _ELLIPSIS = re.compile(
     r"^\s*(?:and|also|or|what about|how about|dan|lalu|terus|kalau|bagaimana dengan|gimana dengan|dengan)\s+"

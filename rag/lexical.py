@@ -2,8 +2,10 @@
 
 Chroma is the source of truth. :class:`LexicalIndex` is derived from it: the store writes
 every upsert and delete to both, and the index remembers the collection revision it
-reflects, so a missing or stale index (another process wrote through Chroma, a crash
-between the two writes) is rebuilt from Chroma. Nothing is rebuilt per query.
+reflects. A missing index is built from Chroma; a stale one (another process wrote through
+Chroma, a crash between the two writes) is brought up to date by the store, which compares
+chunk ids and each document's first chunk with Chroma's and re-indexes only the documents
+that differ. Nothing is rebuilt per query.
 
 Each row keeps a copy of its chunk's text and Chroma metadata, so a lexical hit needs no
 round trip to Chroma: on a 10,000-chunk collection that fetch cost as much as the BM25
@@ -28,11 +30,11 @@ import json
 import re
 import sqlite3
 import threading
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from rag.lang import detect_lang
+from rag.text import STOPWORDS, stemmer
 
 # Bumped whenever the analysis or the table layout changes: the index is then rebuilt.
 ANALYZER_VERSION = "3"
@@ -47,32 +49,13 @@ Row = tuple[str, str, dict[str, Any]]
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
-STOPWORDS = frozenset(
-    # English
-    "a an and are as at be been but by can could did do does for from had has have he her his how i if in into "
-    "is it its me my not of on or our she so than that the their them then there these they this those to "
-    "us was we were what when where which who whom why will with would you your".split()
-    # Indonesian
-    + "ada adalah agar akan aku anda apa apakah atau bagaimana bahwa beberapa belum berapa bisa dalam dan dari "
-    "dengan di dia ia ini itu juga kalau kami kapan karena ke kenapa kita lagi maka mana masih mengapa mereka "
-    "nya oleh pada para saja sangat sebagai sedang sejak setelah siapa sudah tapi telah tentang tersebut "
-    "tetapi untuk yaitu yakni yang".split()
-)
-
-
-@lru_cache(maxsize=4)
-def _stemmer(lang: str):  # type: ignore[no-untyped-def]
-    import Stemmer
-
-    return Stemmer.Stemmer("indonesian" if lang == "id" else "english")
-
 
 def analyze(text: str, lang: str = "") -> list[str]:
     """Index terms of ``text``: lowercased, stop words out, stemmed in the text's language."""
     words = [w for w in (m.group(0).lower() for m in _TOKEN.finditer(text)) if w not in STOPWORDS]
     if not words:
         return []
-    stems = _stemmer(lang or detect_lang(text)).stemWords(words)
+    stems = stemmer(lang or detect_lang(text)).stemWords(words)
     # Keep the word itself beside its stem: stemmers mangle names ("Huawei" -> "huawe" in
     # Indonesian), and an English question must still match an Indonesian article on them.
     return words + [s for w, s in zip(words, stems) if s != w]
@@ -146,6 +129,17 @@ class LexicalIndex:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
 
+    def chunk_docs(self) -> dict[str, str]:
+        """Every indexed chunk id and its document id."""
+        with self._lock:
+            return dict(self._db.execute("SELECT chunk_id, doc_id FROM chunks").fetchall())
+
+    def first_chunks(self) -> dict[str, dict[str, Any]]:
+        """Each document's first chunk's metadata (where a change to a document's metadata shows)."""
+        with self._lock:
+            rows = self._db.execute("SELECT doc_id, meta FROM chunks WHERE json_extract(meta, '$.position') = 0")
+            return {doc_id: json.loads(meta) for doc_id, meta in rows.fetchall()}
+
     # -- writing -----------------------------------------------------------------------
 
     def _delete_ids(self, chunk_ids: Iterable[str]) -> None:
@@ -215,6 +209,25 @@ class LexicalIndex:
             ).fetchall()
         return [((cid, text, json.loads(meta)), float(score)) for cid, text, meta, score in rows]
 
+    def doc_counts(self, query: str, lang: str = "") -> dict[str, int]:
+        """How many chunks hold each of the query's terms (0: none), as :meth:`search` analyses it."""
+        terms = sorted(set(analyze(query, lang)))
+        if not terms:
+            return {}
+        with self._lock:
+            found = self._doc_counts(terms)
+        return {t: int(found.get(t, 0)) for t in terms}
+
+    def _doc_counts(self, terms: Sequence[str]) -> dict[str, int]:
+        """Chunks holding each indexed term of ``terms`` (absent terms left out); lock held."""
+        if not self._vocab:
+            # fts5vocab reads the index's own term statistics; it lives with this connection.
+            self._db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.terms_vocab USING fts5vocab(main, terms, row)")
+            self._vocab = True
+        marks = ", ".join("?" * len(terms))
+        return dict(self._db.execute(f"SELECT term, doc FROM temp.terms_vocab WHERE term IN ({marks})",
+                                     list(terms)).fetchall())
+
     def _within_budget(self, terms: list[str], budget: int) -> list[str]:
         """The rarest of ``terms`` whose postings add up to at most ``budget`` (the rarest
         :data:`MIN_TERMS` whatever they hold); all of them when the index is small enough.
@@ -224,12 +237,7 @@ class LexicalIndex:
         """
         if not budget or len(terms) * self._size_bound() <= budget:
             return terms
-        if not self._vocab:
-            # fts5vocab reads the index's own term statistics; it lives with this connection.
-            self._db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.terms_vocab USING fts5vocab(main, terms, row)")
-            self._vocab = True
-        marks = ", ".join("?" * len(terms))
-        df = dict(self._db.execute(f"SELECT term, doc FROM temp.terms_vocab WHERE term IN ({marks})", terms))
+        df = self._doc_counts(terms)
         kept, total = [], 0
         for t in sorted(terms, key=lambda t: (df.get(t, 0), t)):
             if len(kept) >= MIN_TERMS and total + df.get(t, 0) > budget:

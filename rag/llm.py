@@ -3,15 +3,20 @@
 :class:`OpenAIChat` talks to any OpenAI-compatible server: OpenAI itself, vLLM, Ollama,
 or the local llama.cpp server that :mod:`rag.local_llm` starts. It streams text and
 turns the client's exceptions into Kabar's :mod:`rag.errors`, with messages that say
-what to check. It does not retry beyond the client's single retry and does not cache.
+what to check. A request that failed before any of the answer arrived (a refused
+connection, HTTP 429/500/502/503) is tried again as :mod:`rag.retry` decides; once part of
+the answer has streamed it never is (the reader would see it twice), and the error says
+so. Does not cache.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterator, Sequence, Union
+import time
+from typing import Any, Callable, Iterator, Sequence, Union
 
 from rag.errors import LLMError, LLMTimeoutError, LLMUnavailableError
+from rag.retry import RetryPolicy, describe, retry_after_s
 from rag.tokens import count_tokens
 from rag.types import Usage
 
@@ -32,9 +37,14 @@ class OpenAIChat:
     serial = False
 
     def __init__(self, model: str = "", base_url: str = "", api_key: str = "", timeout_s: float = 120.0,
-                 client: Any = None) -> None:
+                 client: Any = None, retries: int = 2, sleep: Callable[[float], None] = time.sleep) -> None:
         if timeout_s <= 0:
             raise LLMError(f"timeout_s must be greater than 0. Currently, timeout_s is {timeout_s}.")
+        try:
+            self.retry = RetryPolicy(retries)
+        except ValueError as e:
+            raise LLMError(str(e)) from None
+        self._sleep = sleep
         self._model = model
         self.base_url = base_url
         self._api_key = api_key
@@ -51,8 +61,10 @@ class OpenAIChat:
         if self._client is None:
             import openai
 
+            # Kabar retries itself (see _stream): the client's own retries would repeat a request
+            # whose answer had begun to stream.
             self._client = openai.OpenAI(base_url=self.base_url or None, api_key=self._api_key or "not-needed",
-                                         timeout=self.timeout_s, max_retries=1)
+                                         timeout=self.timeout_s, max_retries=0)
         return self._client
 
     @property
@@ -62,8 +74,7 @@ class OpenAIChat:
             if not self.base_url:
                 self._model = OPENAI_DEFAULT_MODEL
             else:
-                with self._errors():
-                    models = list(self._get().models.list())
+                models = self._retrying(lambda: list(self._get().models.list()))
                 if not models:
                     raise LLMError(f"the LLM server at {self.where} lists no models; set KABAR_LLM_MODEL")
                 self._model = models[0].id
@@ -83,26 +94,76 @@ class OpenAIChat:
             with self._active_lock:
                 self.active -= 1
 
+    def _retrying(self, call: Callable[[], Any]) -> Any:
+        """``call()`` with Kabar's errors, tried again while :attr:`retry` allows."""
+        attempt = 0
+        while True:
+            try:
+                with self._errors():
+                    return call()
+            except LLMError as e:
+                wait = self._wait_s(attempt, e)
+                if wait is None:
+                    raise self._given_up(e, attempt) from e.__cause__
+            self._sleep(wait)
+            attempt += 1
+
+    def _wait_s(self, attempt: int, error: LLMError) -> float | None:
+        cause = error.__cause__
+        return None if cause is None else self.retry.wait_s(attempt, cause)
+
+    def _given_up(self, error: LLMError, attempt: int) -> LLMError:
+        """The error to raise when no more tries are made: says how often it was tried, or that
+        the server asked for a longer wait than Kabar gives it."""
+        cause = error.__cause__
+        asked = retry_after_s(cause) if cause is not None else None
+        if asked is not None and asked > self.retry.cap_s and attempt < self.retry.retries:
+            return type(error)(f"{error}; it asked to be retried after {asked:.0f}s, longer than Kabar waits "
+                               f"({self.retry.cap_s:g}s): try again later")
+        if attempt:
+            return type(error)(f"{error} (tried {attempt + 1} times, {describe(cause) if cause else 'failed'} "
+                               "each time)")
+        return error
+
     def _stream(self, messages: Sequence[Message], temperature: float, max_tokens: int,
                 stop: Sequence[str] | None) -> Iterator[StreamItem]:
         model = self.model
         parts: list[str] = []
         usage: Usage | None = None
         events = 0
-        with self._errors():
-            response = self._get().chat.completions.create(
-                model=model, messages=list(messages), temperature=temperature, max_tokens=max_tokens,
-                stream=True, stream_options={"include_usage": True}, stop=list(stop) if stop else None,
-            )
-            for event in response:
-                events += 1
-                if getattr(event, "usage", None):
-                    usage = Usage(event.usage.prompt_tokens or 0, event.usage.completion_tokens or 0)
-                for choice in event.choices or []:
-                    piece = getattr(choice.delta, "content", None)
-                    if piece:
-                        parts.append(piece)
-                        yield piece
+        attempt = 0
+        while True:
+            try:
+                with self._errors():
+                    response = self._get().chat.completions.create(
+                        model=model, messages=list(messages), temperature=temperature, max_tokens=max_tokens,
+                        stream=True, stream_options={"include_usage": True}, stop=list(stop) if stop else None,
+                    )
+                    for event in response:
+                        events += 1
+                        if getattr(event, "usage", None):
+                            usage = Usage(event.usage.prompt_tokens or 0, event.usage.completion_tokens or 0)
+                        for choice in event.choices or []:
+                            piece = getattr(choice.delta, "content", None)
+                            if piece:
+                                parts.append(piece)
+                                yield piece
+                break
+            except LLMError as e:
+                if parts:
+                    # Part of the answer is already out: a second request would show it twice.
+                    raise type(e)(
+                        f"the LLM server at {self.where} stopped sending after part of the answer had arrived "
+                        f"({len(''.join(parts))} characters): {e}; not retried, since the answer would start "
+                        "over: ask again"
+                    ) from e.__cause__
+                wait = self._wait_s(attempt, e)
+                if wait is None:
+                    raise self._given_up(e, attempt) from e.__cause__
+            self._sleep(wait)
+            attempt += 1
+            events = 0
+            usage = None
         if not events:
             raise LLMError(f"the LLM server at {self.where} sent no answer (an empty or unreadable stream)")
         if usage is None:  # the server did not report usage: estimate with tiktoken
@@ -154,3 +215,21 @@ class _translate_errors:
         if isinstance(exc, (ValueError, KeyError, AttributeError, TypeError)) and not isinstance(exc, LLMError):
             raise LLMError(f"the LLM server at {where} sent a malformed response: {exc}") from exc
         return False
+
+
+def next_token_logprobs(chat: OpenAIChat, messages: Sequence[Message], top: int = 10) -> dict[str, float]:
+    """Log-probabilities of the ``top`` likeliest first tokens of the reply to ``messages``.
+
+    One token is generated (greedy); llama.cpp's server and OpenAI return ``top_logprobs``.
+    Empty when the server returns none.
+    """
+    with chat._errors():
+        response = chat._get().chat.completions.create(
+            model=chat.model, messages=list(messages), temperature=0.0, max_tokens=1, logprobs=True,
+            top_logprobs=top,
+        )
+        choice = response.choices[0]
+        content = (choice.logprobs.content if choice.logprobs else None) or []
+        if not content:
+            return {}
+        return {t.token: float(t.logprob) for t in content[0].top_logprobs or []}

@@ -268,7 +268,8 @@ class LocalLlamaChat(OpenAIChat):
     serial = True  # llama.cpp's server answers one request at a time; others wait their turn
 
     def __init__(self, server: LocalLlamaServer, timeout_s: float = 120.0) -> None:
-        super().__init__(MODEL_NAME, server.base_url, timeout_s=timeout_s)
+        # No retries: a refused connection means the server stopped, and the next question restarts it.
+        super().__init__(MODEL_NAME, server.base_url, timeout_s=timeout_s, retries=0)
         self.server = server
         self._lock = threading.Lock()
 

@@ -1,31 +1,39 @@
-"""Retrieval: dense (Chroma), lexical (BM25) and their fusion.
+"""Retrieval: dense (Chroma) and lexical (BM25) candidates, fused by weighted standard scores.
 
-Entry point: :func:`hybrid_search`. Dense and lexical candidates are fused by reciprocal
-rank fusion (RRF: ``sum 1 / (k + rank)``), which needs no score calibration between
-cosine similarities and BM25. A third, small ranking favours candidates that contain the
-names the question mentions (capitalised words such as "Huawei" or "Jin Li"): names are
-what an English question and an Indonesian article share, and neither the embedding nor
-BM25 weighs them above common words like "cloud". For a follow-up, a fourth ranking keeps
-the conversation's topic: articles naming what the previous turn named ("Jin Li leads
-hybrid cloud" before "and public cloud?") rise over other companies' cloud news. Filters (``where``, Chroma's metadata
-syntax) apply to both searches. Does not rerank with a cross-encoder.
+Entry point: :func:`hybrid_search` = :func:`gather` (the searches) then :func:`rank` (the
+fusion, :mod:`rag.fusion`). The signals fused:
 
-Questions that name publications ("according to Fortune ... as reported by The Age") get,
-for each publication named, one more ranking: the same search restricted to that
-publication's articles. A question that compares two outlets needs an article from each;
-without this the better-matching outlet fills the prompt.
+- dense: cosine similarity of the question's e5 embedding with each chunk; always counts
+  fully.
+- lexical: BM25 over the stemmed index, weighed by how much of the question the index
+  knows at all (:func:`rag.fusion.lexical_weight`): an English question over Indonesian
+  articles shares only names and numbers with them, and its BM25 ranking counts little.
+- topic, for a follow-up: how many of the names the conversation so far mentioned a
+  candidate's article holds ("Jin Li leads hybrid cloud" before "and public cloud?"), so
+  the conversation's article rises over other companies' cloud news.
+- one per publication the question names ("according to Fortune ... as reported by The
+  Age"): whether a candidate comes from it. The publication's own best candidates (the
+  same dense and lexical searches restricted to its articles) join the pool, its chunks
+  rise together, and its best candidate by the fused score is placed right after the
+  best overall (two named outlets that fill the pool cancel each other's lift). A
+  question that compares two outlets needs an article from each; without this the
+  better-matching outlet fills the prompt.
+
+Filters (``where``, Chroma's metadata syntax) apply to every search. :func:`dense_search`
+is the embedding alone, the baseline. Does not rerank with a cross-encoder.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 from rag.embeddings import Embedder
+from rag.fusion import Signal, fuse, lexical_weight
 from rag.store import ChromaStore
 from rag.types import Hit
 
-RRF_K = 60
 # Candidates taken from each publication a question names.
 PER_PUBLICATION = 10
 
@@ -52,33 +60,21 @@ def topic_names(text: str) -> set[str]:
     return names
 
 
-def name_ranking(hits: Sequence[Hit], names: set[str]) -> list[str]:
-    """Chunk ids ordered by how many of ``names`` they contain (those with none left out)."""
-    if not names:
-        return []
-    counts = []
-    for i, h in enumerate(hits):
-        words = {w.lower() for w in _WORD.findall(h.chunk.title + " " + h.chunk.text)}
-        n = len(names & words)
-        if n:
-            counts.append((-n, i, h.chunk.id))
-    return [cid for _, _, cid in sorted(counts)]
+def _words(hit: Hit) -> set[str]:
+    return {w.lower() for w in _WORD.findall(hit.chunk.title + " " + hit.chunk.text)}
 
 
-def topic_ranking(hits: Sequence[Hit], names: set[str]) -> list[str]:
-    """Chunk ids of the documents that contain ``names``, documents with more of them first.
+def topic_counts(hits: Sequence[Hit], names: set[str]) -> dict[str, float]:
+    """How many of ``names`` each chunk's document holds, by chunk id (every chunk, 0 for none).
 
     A document counts by its best candidate chunk, so every candidate chunk of an article
     about the conversation's subject rises, not only the chunk that repeats the names.
     """
-    if not names:
-        return []
+    held = {h.chunk.id: len(names & _words(h)) for h in hits}
     best: dict[str, int] = {}
     for h in hits:
-        words = {w.lower() for w in _WORD.findall(h.chunk.title + " " + h.chunk.text)}
-        best[h.chunk.doc_id] = max(best.get(h.chunk.doc_id, 0), len(names & words))
-    ranked = sorted((-best[h.chunk.doc_id], i, h.chunk.id) for i, h in enumerate(hits) if best[h.chunk.doc_id])
-    return [cid for _, _, cid in ranked]
+        best[h.chunk.doc_id] = max(best.get(h.chunk.doc_id, 0), held[h.chunk.id])
+    return {h.chunk.id: float(best[h.chunk.doc_id]) for h in hits}
 
 
 def mentioned_publications(query: str, publications: dict[str, list[str]]) -> list[list[str]]:
@@ -95,55 +91,85 @@ def _restrict(where: dict[str, Any] | None, sources: list[str]) -> dict[str, Any
     return {"$and": [where, only]} if where else only
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], k: int = RRF_K) -> dict[str, float]:
-    """Fused score of every id over several best-first rankings."""
-    scores: dict[str, float] = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-    return scores
+@dataclass
+class Candidates:
+    """What the searches found for one question, before fusion (see :func:`gather`)."""
+
+    dense: list[Hit]
+    lexical: list[Hit]
+    lexical_weight: float = 1.0
+    # Per publication the question names: its source values, its dense and its lexical candidates.
+    outlets: list[tuple[list[str], list[Hit], list[Hit]]] = field(default_factory=list)
+    topic: set[str] = field(default_factory=set)  # names of the conversation so far, less the question's
+
+
+def gather(store: ChromaStore, embedder: Embedder, query: str, n: int, where: dict[str, Any] | None = None,
+           lang: str = "", topic: str = "") -> Candidates:
+    """Every search :func:`hybrid_search` fuses, ``n`` candidates each (see the module doc)."""
+    outlets = mentioned_publications(query, store.publications())
+    vector = embedder.embed_query(query)
+    dense = store.query(vector, n, where)
+    # One BM25 search serves every signal: an outlet's lexical candidates are its chunks
+    # among the first 4 * PER_PUBLICATION overall, as a filtered search would find them.
+    lexical_all = store.lexical_query(query, max(n, 4 * PER_PUBLICATION) if outlets else n, where, lang)
+    counts, total = store.lexical_doc_counts(query, lang) if lexical_all else ({}, 0)
+    per_outlet = [(sources, store.query(vector, PER_PUBLICATION, _restrict(where, sources)),
+                   [h for h in lexical_all if h.chunk.source in sources][:PER_PUBLICATION]) for sources in outlets]
+    topic_only = topic_names(topic) - query_names(query) if topic else set()
+    return Candidates(dense, lexical_all[:n], lexical_weight(counts, total), per_outlet, topic_only)
+
+
+def rank(candidates: Candidates, k: int) -> list[Hit]:
+    """The ``k`` best candidates by the fused score of their signals (see the module doc)."""
+    c = candidates
+    by_id: dict[str, Hit] = {}
+    for h in c.dense + [h for _, dense, _ in c.outlets for h in dense]:
+        by_id.setdefault(h.chunk.id, Hit(h.chunk, 0.0)).dense_score = h.score
+    for h in c.lexical + [h for _, _, lexical in c.outlets for h in lexical]:
+        by_id.setdefault(h.chunk.id, Hit(h.chunk, 0.0)).lexical_score = h.score
+    signals = [Signal("dense", {h.chunk.id: h.score for h in c.dense}),
+               Signal("lexical", {h.chunk.id: h.score for h in c.lexical}, c.lexical_weight)]
+    pool = list(by_id.values())
+    for sources, _, _ in c.outlets:
+        # Whether a candidate comes from a publication the question names: that outlet's chunks rise
+        # together, in the order the other signals give them.
+        signals.append(Signal("outlet", {h.chunk.id: float(h.chunk.source in sources) for h in pool}))
+    if c.topic:
+        signals.append(Signal("topic", topic_counts(pool, c.topic)))
+    # Candidates only a publication's own search found are scored too (each signal's lowest).
+    fused = fuse(signals, by_id)
+    ranked = sorted(pool, key=lambda h: -fused[h.chunk.id])
+    # Two named outlets that fill the pool cancel each other's lift: each also puts its best
+    # candidate right after the best of all, so that a question comparing them sees both.
+    head = ranked[:1]
+    for sources, _, _ in c.outlets:
+        best = next((h for h in ranked if h.chunk.source in sources), None)
+        if best is not None and best not in head:
+            head.append(best)
+    ranked = (head + [h for h in ranked if h not in head])[:k]
+    for h in ranked:
+        h.score = fused[h.chunk.id]
+    return ranked
 
 
 def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, candidates: int = 30,
                   where: dict[str, Any] | None = None, lang: str = "", topic: str = "") -> list[Hit]:
-    """The ``k`` best chunks for ``query`` by RRF over dense and lexical candidates.
+    """The ``k`` best chunks for ``query``, dense and lexical candidates fused.
 
     ``topic`` is the text of the conversation so far, for follow-ups (see the module doc).
+    Only chunks of whole documents are returned (:meth:`ChromaStore.whole`).
     """
-    n = max(k, candidates)
-    outlets = mentioned_publications(query, store.publications())
-    vector = embedder.embed_query(query)
-    dense = store.query(vector, n, where)
-    # One BM25 search serves every ranking: an outlet's lexical candidates are its chunks
-    # among the first 4 * PER_PUBLICATION overall, as a filtered search would find them.
-    lexical_all = store.lexical_query(query, max(n, 4 * PER_PUBLICATION) if outlets else n, where, lang)
-    lexical = lexical_all[:n]
-    if not lexical:
-        return [Hit(h.chunk, h.score, dense_score=h.score) for h in dense[:k]]
-    rankings = [[h.chunk.id for h in dense], [h.chunk.id for h in lexical]]
-    by_id: dict[str, Hit] = {}
-    for h in dense:
-        by_id[h.chunk.id] = Hit(h.chunk, 0.0, dense_score=h.score)
-    for h in lexical:
-        hit = by_id.setdefault(h.chunk.id, Hit(h.chunk, 0.0))
-        hit.lexical_score = h.score
-    for sources in outlets:
-        outlet_dense = store.query(vector, PER_PUBLICATION, _restrict(where, sources))
-        outlet_lexical = [h for h in lexical_all if h.chunk.source in sources][:PER_PUBLICATION]
-        for h in outlet_dense:
-            by_id.setdefault(h.chunk.id, Hit(h.chunk, 0.0)).dense_score = h.score
-        for h in outlet_lexical:
-            by_id.setdefault(h.chunk.id, Hit(h.chunk, 0.0)).lexical_score = h.score
-        outlet_scores = reciprocal_rank_fusion([[h.chunk.id for h in outlet_dense],
-                                                [h.chunk.id for h in outlet_lexical]])
-        rankings.append(sorted(outlet_scores, key=lambda cid: -outlet_scores[cid]))
-    pool = list(by_id.values())
-    names = query_names(query)
-    rankings.append(name_ranking(pool, names))
-    if topic:
-        rankings.append(topic_ranking(pool, topic_names(topic) - names))
-    fused = reciprocal_rank_fusion(rankings)
-    ranked = sorted(by_id.values(), key=lambda h: -fused[h.chunk.id])[:k]
-    for h in ranked:
-        h.score = fused[h.chunk.id]
-    return ranked
+    store.refresh()  # another process may have written since the last question
+    found = gather(store, embedder, query, max(k, candidates), where, lang, topic)
+    # Rank every candidate, then keep to whole documents, then take k: a half-written
+    # document's chunks must not take the places of whole ones.
+    return store.whole(rank(found, len(found.dense) + len(found.lexical) + sum(
+        len(d) + len(lx) for _, d, lx in found.outlets)))[:k]
+
+
+def dense_search(store: ChromaStore, embedder: Embedder, query: str, k: int,
+                 where: dict[str, Any] | None = None) -> list[Hit]:
+    """The ``k`` chunks closest to ``query`` by the embedding alone: the baseline hybrid search must beat."""
+    store.refresh()
+    hits = store.whole(store.query(embedder.embed_query(query), k, where))
+    return [Hit(h.chunk, h.score, dense_score=h.score) for h in hits]

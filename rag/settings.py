@@ -46,6 +46,7 @@ class Settings:
     llm_context_tokens: int = 4096
     llm_port: int = 8765
     model_dir: Path | None = None
+    retries: int = 2
 
     chunk_tokens: int = 160
     chunk_overlap: int = 16
@@ -56,16 +57,19 @@ class Settings:
     answer_history: int = 0
     min_grounding: float = 0.5
     min_coverage: float = 0.6
+    min_support: float = 0.0
     max_answer_tokens: int = 256
     temperature: float = 0.1
     max_file_mb: float = 20.0
 
     ui_user: str = ""
     ui_password: str = field(default="", repr=False)
+    api_token: str = field(default="", repr=False)
+    api_max_body_mb: float = 25.0
 
     def __post_init__(self) -> None:
         positive = ("chunk_tokens", "top_k", "per_doc", "context_tokens", "max_answer_tokens", "embed_batch_size",
-                    "llm_context_tokens", "llm_timeout_s", "max_file_mb")
+                    "llm_context_tokens", "llm_timeout_s", "max_file_mb", "api_max_body_mb")
         for name in positive:
             value = getattr(self, name)
             if value <= 0:
@@ -77,7 +81,7 @@ class Settings:
             )
         if not 0.0 <= self.temperature <= 2.0:
             raise ConfigError(f"temperature must be between 0 and 2. Currently, temperature is {self.temperature}.")
-        for name in ("min_grounding", "min_coverage"):
+        for name in ("min_grounding", "min_coverage", "min_support"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be between 0 and 1. Currently, {name} is {value}.")
@@ -86,6 +90,8 @@ class Settings:
                               f"Currently, fact_context_tokens is {self.fact_context_tokens}.")
         if self.answer_history < 0:
             raise ConfigError(f"answer_history must be 0 or more. Currently, answer_history is {self.answer_history}.")
+        if self.retries < 0:
+            raise ConfigError(f"retries must be 0 or more. Currently, retries is {self.retries}.")
         if self.llm_threads < 0:
             raise ConfigError(
                 f"llm_threads must be 0 (automatic) or more. Currently, llm_threads is {self.llm_threads}."
@@ -172,6 +178,7 @@ ENV: dict[str, str] = {
     "llm_context_tokens": "KABAR_LLM_CONTEXT",
     "llm_port": "KABAR_LLM_PORT",
     "model_dir": "KABAR_MODEL_DIR",
+    "retries": "KABAR_RETRIES",
     "chunk_tokens": "KABAR_CHUNK_TOKENS",
     "chunk_overlap": "KABAR_CHUNK_OVERLAP",
     "top_k": "KABAR_TOP_K",
@@ -181,9 +188,12 @@ ENV: dict[str, str] = {
     "answer_history": "KABAR_ANSWER_HISTORY",
     "min_grounding": "KABAR_MIN_GROUNDING",
     "min_coverage": "KABAR_MIN_COVERAGE",
+    "min_support": "KABAR_MIN_SUPPORT",
     "max_answer_tokens": "KABAR_MAX_ANSWER_TOKENS",
     "temperature": "KABAR_TEMPERATURE",
     "max_file_mb": "KABAR_MAX_FILE_MB",
     "ui_user": "KABAR_UI_USER",
     "ui_password": "KABAR_UI_PASSWORD",
+    "api_token": "KABAR_API_TOKEN",
+    "api_max_body_mb": "KABAR_API_MAX_BODY_MB",
 }

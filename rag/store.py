@@ -7,22 +7,33 @@ an :class:`~rag.errors.EmbeddingMismatchError`. Chunk metadata carries everythin
 to rebuild a :class:`~rag.types.Chunk` and to cite it. Dense scores are cosine similarities.
 
 Every write goes to Chroma first, then to the :class:`~rag.lexical.LexicalIndex` beside
-it, and stamps the collection with a new revision that the lexical index records; an
-index whose revision or size disagrees with Chroma's is rebuilt when the store opens, and
-when a lexical search finds that another writer changed the collection since. A filtered
-dense search asks the lexical index which chunks pass first (:mod:`rag.prefilter`).
+it, and stamps the collection with a new revision that the lexical index records.
+
+Another process may write the same collection (``kabar ingest`` while the chat page
+answers): :meth:`ChromaStore.refresh`, called before each search, notices the new revision.
+The lexical index then catches up document by document (only what changed is indexed
+again), and an embedded store reopens its Chroma client, whose vector index would otherwise
+never see the other process's chunks (Chroma's embedded client is not process-safe: one
+writer at a time, which the write journal ensures on one machine; more use a Chroma
+server). Searches keep only chunks of each document's newest complete version
+(:meth:`ChromaStore.whole`), so an answer never reads half of a document that is still being
+written. On a Chroma server, a failure to reach it is a :class:`~rag.errors.StoreError` that
+says what to check, and the next call after it is back works. A filtered dense search asks
+the lexical index which chunks pass first (:mod:`rag.prefilter`).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from rag.chroma_client import Guarded, is_server, make_client, store_error, store_location, where_matches
 from rag.errors import EmbeddingMismatchError, StoreError
 from rag.journal import WriteJournal
 from rag.lexical import LexicalIndex, Row
@@ -58,42 +69,43 @@ class DocumentInfo:
     url: str = ""
 
 
-def make_client(settings: Settings) -> Any:
-    """A Chroma client: a server when ``chroma_host`` is set, else the data directory."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    chroma_settings = ChromaSettings(anonymized_telemetry=False)
-    try:
-        if settings.chroma_host:
-            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
-        path = settings.data_dir / "chroma"
-        path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(path), settings=chroma_settings)
-    except Exception as e:  # chromadb raises several unrelated types here
-        where = f"{settings.chroma_host}:{settings.chroma_port}" if settings.chroma_host else str(settings.data_dir)
-        raise StoreError(f"cannot open the Chroma store at {where}: {e}") from e
+#: Revisions this process stamped or has read through its current client: a store that sees
+#: one of them needs no fresh client.
+_WRITTEN_HERE: set[str] = set()
+#: Per embedded store folder, the client every store of this process should use now, with a
+#: generation number: when one store reopens, the others take the same fresh client.
+_CURRENT: dict[str, tuple[int, Any]] = {}
+_CURRENT_LOCK = threading.Lock()
 
 
 class ChromaStore:
     """Chunks and their vectors in one Chroma collection."""
 
     def __init__(self, client: Any, collection: str, embedding_model: str,
-                 lexical: LexicalIndex | None = None, journal: WriteJournal | None = None) -> None:
+                 lexical: LexicalIndex | None = None, journal: WriteJournal | None = None, where: str = "",
+                 reopen: Callable[[], Any] | None = None) -> None:
+        """``where`` names the store in messages; ``reopen`` makes a fresh client of an embedded
+        store (see :meth:`refresh`)."""
         self.client = client
         self.name = collection
         self.embedding_model = embedding_model
         self.lexical = lexical
         self.journal = journal
+        self.where = where or "the Chroma store"
+        self._server = is_server(client)
+        self._reopen = reopen
+        self._generation = _CURRENT.get(self.where, (0, None))[0]
+        self._refresh_lock = threading.Lock()
         try:
-            self._col = client.get_or_create_collection(
+            self._col = Guarded(client.get_or_create_collection(
                 name=collection,
                 metadata={"embedding_model": embedding_model},
                 configuration={"hnsw": {"space": "cosine"}},
                 embedding_function=None,
-            )
+            ), self.where, self._server)
         except Exception as e:
-            raise StoreError(f"cannot open collection {collection!r}: {e}") from e
+            raise StoreError(f"cannot open collection {collection!r}: {store_error(e, self.where, self._server)}"
+                             ) from e
         stored = (self._col.metadata or {}).get("embedding_model")
         if stored and stored != embedding_model:
             raise EmbeddingMismatchError(
@@ -103,17 +115,25 @@ class ChromaStore:
             )
         self._revision = str((self._col.metadata or {}).get("revision", ""))
         self._publications: tuple[str, dict[str, list[str]]] | None = None
+        #: The documents the last catch-up with another writer indexed again (see refresh).
+        self.lexical_caught_up: list[str] = []
         self._recover()
-        if lexical is not None and (lexical.revision != self._revision or lexical.count() != self.count()):
-            lexical.rebuild(self.iter_rows(), self._revision)
+        if lexical is not None and lexical.revision != self._revision:
+            if lexical.count() == 0:
+                lexical.rebuild(self.iter_rows(), self._revision)
+            else:
+                self._catch_up_lexical(self._revision)
 
     @classmethod
     def from_settings(cls, settings: Settings, embedding_model: str) -> "ChromaStore":
+        reopen = None if settings.chroma_host else (lambda: make_client(settings, fresh=True))
         return cls(make_client(settings), settings.collection, embedding_model,
-                   LexicalIndex(lexical_path(settings)), WriteJournal(journal_path(settings)))
+                   LexicalIndex(lexical_path(settings)), WriteJournal(journal_path(settings)),
+                   where=store_location(settings), reopen=reopen)
 
     def _bump_revision(self) -> None:
         self._revision = uuid.uuid4().hex
+        _WRITTEN_HERE.add(self._revision)
         self._col.modify(metadata={"embedding_model": self.embedding_model, "revision": self._revision})
         if self.lexical is not None:
             self.lexical.set_revision(self._revision)
@@ -163,7 +183,9 @@ class ChromaStore:
             if len(d.chunks) != len(d.vectors):
                 raise StoreError(f"{len(d.chunks)} chunks but {len(d.vectors)} vectors for document {d.doc_id!r}")
         doc_ids = [d.doc_id for d in docs]
+        self._recover()  # a write of this process that failed (the server went away) is repaired first
         with self._writing(doc_ids):
+            self._refresh_client()
             old, _, _ = self._get(doc_ids=doc_ids, include=())
             now = time.time()
             chunks: list[Chunk] = []
@@ -216,9 +238,11 @@ class ChromaStore:
 
     def delete_document(self, doc_id: str) -> int:
         """Remove a document's chunks; returns how many were removed."""
+        self._recover()
         ids = self.chunk_ids(doc_id)
         if ids:
             with self._writing([doc_id]):
+                self._refresh_client()
                 self._col.delete(ids=ids)
                 if self.lexical is not None:
                     self.lexical.replace_documents([doc_id], [])
@@ -257,19 +281,8 @@ class ChromaStore:
         ``n_chunks`` chunks at positions 0..n-1. A document with no complete version is removed.
         """
         ids, _, metas = self._get(doc_ids=doc_ids)
-        versions: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
-        for cid, meta in zip(ids, metas):
-            versions.setdefault((str(meta.get("doc_id")), str(meta.get("doc_hash", ""))), []).append((cid, meta))
-        keep: dict[str, tuple[float, set[str]]] = {}
-        for (doc_id, _), rows in versions.items():
-            n = int(rows[0][1].get("n_chunks", 0) or 0)
-            positions = sorted(int(m.get("position", -1)) for _, m in rows)
-            if n and positions != list(range(n)):
-                continue
-            when = max(float(m.get("ingested_at", 0.0)) for _, m in rows)
-            if doc_id not in keep or when > keep[doc_id][0]:
-                keep[doc_id] = (when, {cid for cid, _ in rows})
-        kept = set().union(*(v[1] for v in keep.values())) if keep else set()
+        keep = complete_versions(ids, metas)
+        kept = set().union(*keep.values()) if keep else set()
         doomed = [cid for cid in ids if cid not in kept]
         size = self._batch()
         for i in range(0, len(doomed), size):
@@ -286,6 +299,7 @@ class ChromaStore:
 
     def doc_hashes(self, doc_ids: Iterable[str]) -> dict[str, str]:
         """Stored content hash of each given document that is in the store."""
+        self._recover()  # a document half written by a failed write is not "stored unchanged"
         wanted = sorted(set(doc_ids))
         found: dict[str, str] = {}
         for i in range(0, len(wanted), 500):
@@ -373,31 +387,121 @@ class ChromaStore:
         include = ["documents", "metadatas", "distances"]
         res = None
         if where and self.lexical is not None:
-            self._sync_lexical()  # the lexical index decides which chunks pass (rag.prefilter)
+            self.refresh()  # the lexical index decides which chunks pass (rag.prefilter)
             res = filtered_query(self._col, self.lexical, vector, k, where, self.count, include)
         if res is None:
             # Chroma returns fewer than n_results when the collection (or the filter) holds fewer.
             res = self._col.query(query_embeddings=[list(vector)], n_results=k, where=where or None,
                                   include=include)
         ids, docs, metas, dists = res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]
-        return [Hit(_chunk(i, t, m), 1.0 - float(d)) for i, t, m, d in zip(ids, docs, metas, dists)]
+        # A vector index that lags the metadata (another process deleted the chunk) returns the
+        # id without metadata: the chunk is gone.
+        return [Hit(_chunk(i, t or "", m), 1.0 - float(d)) for i, t, m, d in zip(ids, docs, metas, dists) if m]
 
-    def _sync_lexical(self) -> None:
-        """Rebuild the lexical index if another writer changed the collection since it was built."""
+    # -- other writers ---------------------------------------------------------------
+
+    def _stored_revision(self) -> str:
         try:
             meta = self.client.get_collection(self.name, embedding_function=None).metadata or {}
         except Exception as e:
-            raise StoreError(f"cannot read collection {self.name!r}: {e}") from e
-        revision = str(meta.get("revision", ""))
-        if revision != self._revision and self.lexical is not None:
+            raise StoreError(f"cannot read collection {self.name!r}: {store_error(e, self.where, self._server)}"
+                             ) from e
+        return str(meta.get("revision", ""))
+
+    def refresh(self) -> bool:
+        """Catch up with what another process wrote since this store last looked; True if it had.
+
+        One metadata read when nothing changed. Otherwise an embedded store reopens its Chroma
+        client (its vector index would not see the other process's chunks) and the lexical
+        index re-indexes only the documents that changed (:meth:`_catch_up_lexical`).
+        """
+        with self._refresh_lock:
+            revision = self._stored_revision()
+            if revision == self._revision:
+                return False
+            self._refresh_client(revision)
             self._revision = revision
-            self.lexical.rebuild(self.iter_rows(), revision)
+            if self.lexical is not None and self.lexical.revision != revision:
+                self._catch_up_lexical(revision)
+            return True
+
+    def _refresh_client(self, revision: str | None = None) -> None:
+        """Give an embedded store a fresh client when the collection's revision is another
+        process's; all stores of this process on the same folder move to it together."""
+        if self._reopen is None:
+            return
+        with _CURRENT_LOCK:
+            generation, client = _CURRENT.get(self.where, (0, None))
+            if client is not None and generation != self._generation:
+                self._adopt(client, generation)  # another store here reopened already
+            revision = self._stored_revision() if revision is None else revision
+            if revision in _WRITTEN_HERE or revision == self._revision or not revision:
+                return
+            try:
+                client = self._reopen()
+            except StoreError:
+                raise
+            except Exception as e:
+                raise store_error(e, self.where, self._server) from e
+            generation = max(generation, self._generation) + 1
+            self._adopt(client, generation)
+            _CURRENT[self.where] = (generation, client)
+            _WRITTEN_HERE.add(revision)  # the shared client has read it now
+
+    def _adopt(self, client: Any, generation: int) -> None:
+        try:
+            col = client.get_collection(self.name, embedding_function=None)
+        except Exception as e:
+            raise store_error(e, self.where, self._server) from e
+        self.client, self._col, self._generation = client, Guarded(col, self.where, self._server), generation
+
+    def _catch_up_lexical(self, revision: str) -> None:
+        """Bring the lexical index in line with Chroma by re-indexing only the documents that
+        differ: chunks added or removed, or a first chunk whose metadata changed."""
+        lexical = self.lexical
+        assert lexical is not None
+        indexed = lexical.chunk_docs()
+        stored = set(self._all_ids())
+        changed = {indexed[cid] for cid in indexed.keys() - stored}
+        added = sorted(stored - indexed.keys())
+        if added:
+            _, _, metas = self._get(ids=added)
+            changed |= {str(m.get("doc_id", "")) for m in metas}
+        firsts = lexical.first_chunks()
+        for meta in self.first_chunk_metadata():
+            doc_id = str(meta.get("doc_id", ""))
+            if doc_id not in changed and firsts.get(doc_id) != meta:
+                changed.add(doc_id)
+        if changed:
+            ids, texts, metas = self._get(doc_ids=sorted(changed), include=("documents", "metadatas"))
+            lexical.replace_documents(sorted(changed), list(zip(ids, texts, metas)))
+        lexical.set_revision(revision)
+        self.lexical_caught_up = sorted(changed)
+
+    def _all_ids(self, page: int = 5000) -> Iterator[str]:
+        total = self.count()
+        for offset in range(0, total, page):
+            yield from self._col.get(include=[], limit=page, offset=offset)["ids"]
+
+    def whole(self, hits: Sequence[Hit]) -> list[Hit]:
+        """``hits`` less any chunk that is not part of its document's newest complete version.
+
+        A document being written (here or by another process) has old and new chunks side by
+        side for a moment, and a new one may be missing some; a search keeps to what was whole
+        when it looked, so an answer never reads half a document or two versions of one.
+        """
+        doc_ids = sorted({h.chunk.doc_id for h in hits})
+        if not doc_ids:
+            return list(hits)
+        ids, _, metas = self._get(doc_ids=doc_ids)
+        keep = complete_versions(ids, metas)
+        return [h for h in hits if h.chunk.id in keep.get(h.chunk.doc_id, ())]
 
     def lexical_query(self, text: str, k: int, where: dict[str, Any] | None = None, lang: str = "") -> list[Hit]:
         """The ``k`` best BM25 matches for ``text`` (empty without a lexical index), best first."""
         if self.lexical is None:
             return []
-        self._sync_lexical()
+        self.refresh()
         # Over-fetch when filtering: BM25 ranks before the filter applies.
         ranked = self.lexical.search(text, k * 4 if where else k, lang)
         if where and ranked and where_matches(where, {}) is None:
@@ -408,6 +512,36 @@ class ChromaStore:
         elif where:
             ranked = [r for r in ranked if where_matches(where, r[0][2])]
         return [Hit(_chunk(cid, t, meta), score) for (cid, t, meta), score in ranked[:k]]
+
+    def lexical_doc_counts(self, text: str, lang: str = "") -> tuple[dict[str, int], int]:
+        """How many chunks hold each lexical term of ``text``, and how many chunks there are in all
+        (the whole collection, whatever filter a search applies)."""
+        if self.lexical is None:
+            return {}, 0
+        self.refresh()
+        return self.lexical.doc_counts(text, lang), self.lexical.count()
+
+
+def complete_versions(ids: Sequence[str], metas: Sequence[dict[str, Any]]) -> dict[str, set[str]]:
+    """Each document's newest complete version, as its chunk ids (documents with none left out).
+
+    A version is the chunks of a document sharing a ``doc_hash``; it is complete when it holds
+    ``n_chunks`` chunks at positions 0..n-1 (chunks that do not record ``n_chunks`` count as
+    complete). The newest is the one written last (``ingested_at``).
+    """
+    versions: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
+    for cid, meta in zip(ids, metas):
+        versions.setdefault((str(meta.get("doc_id")), str(meta.get("doc_hash", ""))), []).append((cid, meta))
+    keep: dict[str, tuple[float, set[str]]] = {}
+    for (doc_id, _), rows in versions.items():
+        n = int(rows[0][1].get("n_chunks", 0) or 0)
+        positions = sorted(int(m.get("position", -1)) for _, m in rows)
+        if n and positions != list(range(n)):
+            continue
+        when = max(float(m.get("ingested_at", 0.0)) for _, m in rows)
+        if doc_id not in keep or when > keep[doc_id][0]:
+            keep[doc_id] = (when, {cid for cid, _ in rows})
+    return {doc_id: chunk_ids for doc_id, (_, chunk_ids) in keep.items()}
 
 
 def _local_name(settings: Settings) -> str:
@@ -423,48 +557,6 @@ def lexical_path(settings: Settings) -> Path:
 def journal_path(settings: Settings) -> Path:
     """Where writes to the configured collection note what they are changing (see :mod:`rag.journal`)."""
     return settings.data_dir / "journal" / f"{_local_name(settings)}.json"
-
-
-_COMPARE = {
-    "$eq": lambda a, b: a == b, "$ne": lambda a, b: a != b,
-    "$gt": lambda a, b: a is not None and a > b, "$gte": lambda a, b: a is not None and a >= b,
-    "$lt": lambda a, b: a is not None and a < b, "$lte": lambda a, b: a is not None and a <= b,
-    "$in": lambda a, b: a in b, "$nin": lambda a, b: a not in b,
-}
-
-
-def where_matches(where: dict[str, Any], meta: dict[str, Any]) -> bool | None:
-    """Whether metadata passes a Chroma ``where`` filter; None for syntax not handled here.
-
-    Covers what :meth:`~rag.types.Filters.where` writes and a little more: ``$and``,
-    ``$or``, a bare value (equality) and the comparison operators above.
-    """
-    if len(where) != 1:
-        return None  # Chroma wants one key per dict (or an error): let it say so
-    results: list[bool | None] = []
-    for key, cond in where.items():
-        if key in ("$and", "$or"):
-            if not isinstance(cond, list) or len(cond) < 2:
-                return None  # Chroma wants two or more
-            parts = [where_matches(c, meta) for c in cond]
-            if any(p is None for p in parts):
-                return None
-            results.append(all(parts) if key == "$and" else any(parts))  # type: ignore[arg-type]
-        elif key.startswith("$"):
-            return None
-        elif isinstance(cond, dict):
-            if len(cond) != 1 or next(iter(cond)) not in _COMPARE:
-                return None
-            op, value = next(iter(cond.items()))
-            if op in ("$in", "$nin") and not value:
-                return None  # Chroma rejects an empty list
-            try:
-                results.append(bool(_COMPARE[op](meta.get(key), value)))
-            except TypeError:  # e.g. a string compared with a number: Chroma matches nothing
-                results.append(False)
-        else:
-            results.append(meta.get(key) == cond)
-    return all(results)  # type: ignore[arg-type]
 
 
 def _metadata(c: Chunk, now: float, n_chunks: int) -> dict[str, Any]:

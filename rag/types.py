@@ -172,8 +172,9 @@ class Hit:
     """A retrieved chunk and its score (higher is better).
 
     ``score`` is what ranked it: a cosine similarity from dense search, a BM25 score from
-    lexical search, or a reciprocal-rank-fusion score from hybrid search, which then keeps
-    the two component scores (None where that search did not find the chunk).
+    lexical search, or the fused score from hybrid search (a weighted sum of standard
+    scores, :mod:`rag.fusion`), which then keeps the two component scores (None where that
+    search did not find the chunk).
     """
 
     chunk: Chunk
@@ -263,6 +264,9 @@ class Answer:
     refusal); below ``Settings.min_grounding`` the answer is declined. ``coverage`` is the
     share of the question's own terms found in the sources, a long question counting as
     eight terms (0 for a refusal); below ``Settings.min_coverage`` it is declined too.
+    ``support`` is the model's probability that the source it cited states its answer
+    (None when it was not asked: ``Settings.min_support`` 0, a refusal, no citation); below
+    ``Settings.min_support`` the answer is declined.
     ``text`` is brief: a restatement of the question in front of the answer is dropped.
     ``model_text`` is the model's reply as generated, before any repair, refusal or
     shortening.
@@ -281,7 +285,13 @@ class Answer:
     flags: list[str] = field(default_factory=list)
     grounding: float = 0.0
     coverage: float = 0.0
+    support: float | None = None
     model_text: str = ""
+
+    @property
+    def articles(self) -> "list[SourceArticle]":
+        """The sources grouped by article, passages numbered as in the text."""
+        return source_articles(self.sources)
 
     def __repr__(self) -> str:
         cited = [c.number for c in self.citations]

@@ -7,9 +7,11 @@ same sources the model saw, retrieval being deterministic), the model's recorded
 checked as Kabar checks it, and the grounding and coverage gates are applied with the
 sources judged being: ``all`` of them, the ``cited`` ones (the default), or the cited ones
 plus the first k. Prints refusal F1, refusal rate and answer F1 per basis, term cap
-(``--terms``, ``rag.citations.COVERAGE_TERMS``) and coverage threshold (grounding
-threshold 0.5), so a change of basis can be weighed on answerable
-and unanswerable sets together without asking the model again.
+(``--terms``, ``rag.refusal.COVERAGE_TERMS``), coverage threshold (grounding
+threshold 0.5) and support threshold (``--support``: the model's recorded probability
+that its cited passage states the answer, ``KABAR_MIN_SUPPORT``; runs made with
+``KABAR_MIN_SUPPORT`` above 0 record it), so a change can be weighed on answerable and
+unanswerable sets together without asking the model again. ``--basis`` limits the bases.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eval.metrics import refusal_scores, strip_citations, token_f1  # noqa: E402
-from rag import citations  # noqa: E402
+from rag import refusal  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.brief import brief  # noqa: E402
-from rag.citations import coverage, grounding, is_refusal, verify_citations  # noqa: E402
+from rag.citations import verify_citations  # noqa: E402
+from rag.refusal import coverage, grounding, is_refusal  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 BASES = ("all", "cited", "cited articles", "cited+top1", "cited+top2", "cited+top3")
@@ -49,8 +52,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--coverage", type=float, nargs="+", default=[0.5, 0.6, 0.75])
-    parser.add_argument("--terms", type=int, nargs="+", default=[citations.COVERAGE_TERMS],
+    parser.add_argument("--terms", type=int, nargs="+", default=[refusal.COVERAGE_TERMS],
                         help="the most terms a question counts as in the coverage gate")
+    parser.add_argument("--support", type=float, nargs="+", default=[0.0],
+                        help="support thresholds (an answer whose recorded support is below is declined)")
+    parser.add_argument("--basis", nargs="+", choices=BASES, default=list(BASES))
     parser.add_argument("--raw", action="store_true",
                         help="score the checked reply as the model wrote it, without brief answers")
     args = parser.parse_args()
@@ -65,17 +71,20 @@ def main() -> None:
             text, cites, _ = verify_citations(q["model_answer"] or "", sources)
             records.append((q, text, sources, {c.number for c in cites}))
         prepared[run.name] = records
-    for name, terms, min_coverage in itertools.product(BASES, args.terms, args.coverage):
-        citations.COVERAGE_TERMS = terms
-        row = f"{name:14s} terms {terms:2d} coverage {min_coverage:.2f}"
+    for name, terms, min_coverage, min_support in itertools.product(args.basis, args.terms, args.coverage,
+                                                                     args.support):
+        refusal.COVERAGE_TERMS = terms
+        row = f"{name:14s} terms {terms:2d} coverage {min_coverage:.2f} support {min_support:.2f}"
         for run, records in prepared.items():
             refused, answerable, f1 = [], [], []
             for q, text, sources, cited in records:
                 declined = is_refusal(text)
                 if not declined:
                     judged = basis(name, sources, cited)
+                    support = q.get("support")
                     declined = (grounding(text, q["question"], judged) < 0.5
-                                or coverage(q["question"], judged) < min_coverage)
+                                or coverage(q["question"], judged) < min_coverage
+                                or (support is not None and support < min_support))
                 refused.append(declined)
                 answerable.append(q["answerable"])
                 if q["answerable"]:

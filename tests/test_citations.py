@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rag.citations import cited_numbers, is_refusal, verify_citations
+from rag.citations import cited_numbers, verify_citations
+from rag.refusal import is_refusal
 from rag.types import Chunk, Hit
 
 

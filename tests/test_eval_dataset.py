@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.dataset import load_questions, load_set, sample
+from eval.dataset import half, half_of, load_questions, load_set, sample
 from rag.errors import InputError
 from tests.conftest import ROOT, SAMPLE_QUESTIONS
 
@@ -111,3 +111,17 @@ def test_sample_is_fixed_ordered_and_seeded():
     assert sample(questions, None) == questions and sample(questions, 100) == questions
     with pytest.raises(ValueError, match="limit must be greater than 0"):
         sample(questions, 0)
+
+
+def test_halves_split_by_the_id_hash_alone():
+    # sha256("a") starts with 0xca (even: tune), sha256("b") with 0x3e (even), sha256("x") with 0x2d (odd: check).
+    assert [half_of(i) for i in ("a", "b", "x")] == ["tune", "tune", "check"]
+    questions = load_questions(SAMPLE_QUESTIONS)
+    tune, check = half(questions, "tune"), half(questions, "check")
+    assert tune and check and sorted(q.id for q in tune + check) == sorted(q.id for q in questions)
+    assert [questions.index(q) for q in tune] == sorted(questions.index(q) for q in tune)
+    # A question keeps its half whatever else the file holds.
+    assert [q.id for q in half(questions[::-1], "check")] == [q.id for q in check][::-1]
+    assert half(questions, None) == questions
+    with pytest.raises(ValueError, match="half must be one of tune, check"):
+        half(questions, "train")

@@ -291,6 +291,19 @@ def test_limit_runs_a_fixed_sample(tmp_path: Path, settings: Settings):
     assert a.info.questions_sampled == 2 and a.info.questions_total == 4 and b.info.collection_reused
 
 
+def test_a_half_runs_its_questions_and_says_so(tmp_path: Path, settings: Settings):
+    from eval.dataset import half_of
+
+    s = write_set(tmp_path / "set")
+    runs = {h: run_eval(s, settings, tmp_path / h, RunOptions(retrieval_only=True, half=h), embedder=CountingEmbedder())
+            for h in ("tune", "check")}
+    for h, run in runs.items():
+        assert [r.id for r in run.results] == [q.id for q in s.questions if half_of(q.id) == h]
+        assert json.loads((tmp_path / h / "run.json").read_text())["half"] == h
+    assert sorted(r.id for run in runs.values() for r in run.results) == sorted(q.id for q in s.questions)
+
+
+
 # -- the judge ---------------------------------------------------------------------------
 
 

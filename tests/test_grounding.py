@@ -13,10 +13,11 @@ import pytest
 
 from ingest.pipeline import ingest_documents
 from rag.assistant import Assistant
-from rag.citations import coverage, grounding, judged_sources, question_terms
 from rag.prompt import refusal_text
+from rag.refusal import coverage, grounding, judged_sources
 from rag.retrieval import hybrid_search, mentioned_publications
 from rag.settings import Settings
+from rag.text import question_terms
 from rag.types import Chunk, Document, Hit
 from tests.test_llm_errors import chat, event, sse
 

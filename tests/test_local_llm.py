@@ -142,7 +142,7 @@ llm = pytest.mark.llm
 def local_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings that make an Assistant start its own server; a short prompt keeps answers quick."""
     return Settings(data_dir=tmp_path_factory.mktemp("local-llm") / "data", model_dir=models_dir_for_tests(),
-                    context_tokens=600)
+                    temperature=0.0, context_tokens=600)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,15 @@ import pytest
 from ingest import ingest
 from ingest.pipeline import ingest_documents
 from rag.lexical import LexicalIndex, analyze
-from rag.retrieval import hybrid_search, name_ranking, query_names, reciprocal_rank_fusion, topic_names, topic_ranking
+from rag.retrieval import (
+    Candidates,
+    dense_search,
+    hybrid_search,
+    query_names,
+    rank,
+    topic_counts,
+    topic_names,
+)
 from rag.store import ChromaStore, lexical_path, make_client
 from rag.types import Chunk, Document, Filters, Hit
 
@@ -18,14 +26,6 @@ def doc(doc_id: str, text: str, **kw) -> Document:
 
 def lexical_docs(store: ChromaStore, query: str) -> set[str]:
     return {h.chunk.doc_id for h in store.lexical_query(query, 10)}
-
-
-def test_rrf_matches_hand_computed_scores():
-    scores = reciprocal_rank_fusion([["a", "b", "c"], ["b", "d"]], k=60)
-    assert scores["a"] == pytest.approx(1 / 61)
-    assert scores["b"] == pytest.approx(1 / 62 + 1 / 61)
-    assert scores["c"] == pytest.approx(1 / 63)
-    assert scores["d"] == pytest.approx(1 / 62)
 
 
 def test_analysis_keeps_names_beside_stems():
@@ -85,13 +85,10 @@ def test_hybrid_finds_a_rare_name_that_dense_misses(store, hash_embedder):
     assert hits[0].lexical_score is not None
 
 
-def test_query_names_and_name_ranking():
+def test_query_names():
     assert query_names("How much is Huawei Cloud investing in Indonesia through 2026?") == {
         "huawei", "cloud", "indonesia", "2026"}
     assert query_names("who leads hybrid cloud?") == set()
-    chunks = [Hit(Chunk(id=i, doc_id=i, text=t, position=0, start=0, end=len(t)), 0.0)
-              for i, t in [("aws", "AWS cloud in Indonesia"), ("hw", "Huawei cloud in Indonesia"), ("x", "nothing")]]
-    assert name_ranking(chunks, {"huawei", "cloud", "indonesia"}) == ["hw", "aws"]
 
 
 def test_filters_by_source_date_and_document(store, hash_embedder):
@@ -147,15 +144,15 @@ def test_topic_names_take_names_from_the_previous_answer_but_not_citations_or_nu
     assert names == {"jin", "li"}
 
 
-def test_topic_ranking_lifts_every_candidate_chunk_of_the_conversation_article():
+def test_topic_counts_lift_every_candidate_chunk_of_the_conversation_article():
     def h(cid: str, doc_id: str, text: str) -> Hit:
         return Hit(Chunk(id=cid, doc_id=doc_id, text=text, title=doc_id, source=doc_id, position=0, start=0,
                          end=len(text)), 0.0)
     hits = [h("aws-0", "aws", "AWS leads public cloud revenue."),
             h("ali-1", "alibaba", "Weiguang Liu will lead public cloud."),
             h("ali-0", "alibaba", "Jin Li will lead hybrid cloud.")]
-    assert topic_ranking(hits, {"jin", "li"}) == ["ali-1", "ali-0"]
-    assert topic_ranking(hits, set()) == []
+    assert topic_counts(hits, {"jin", "li"}) == {"aws-0": 0.0, "ali-1": 2.0, "ali-0": 2.0}
+    assert topic_counts(hits, set()) == {"aws-0": 0.0, "ali-1": 0.0, "ali-0": 0.0}
 
 
 def test_a_follow_up_retrieves_from_the_article_the_conversation_is_about(e5, tmp_path):
@@ -167,3 +164,45 @@ def test_a_follow_up_retrieves_from_the_article_the_conversation_is_about(e5, tm
     topic = "who leads hybrid cloud? Jin Li leads hybrid cloud. [2]"
     first = kabar.retrieve("who leads public cloud?", 4, topic=topic)[0]
     assert first.chunk.title.startswith("Alibaba")
+
+
+def _hit(cid: str, score: float, text: str = "") -> Hit:
+    return Hit(Chunk(id=cid, doc_id=cid, text=text or cid, position=0, start=0, end=1), score)
+
+
+def test_rank_weighs_bm25_by_what_the_index_knows_of_the_question():
+    dense = [_hit("a", 0.86), _hit("b", 0.85), _hit("c", 0.80), _hit("d", 0.79)]
+    lexical = [_hit("d", 9.0), _hit("c", 1.0), _hit("b", 0.9)]
+    # dense z: a 1.15, b 0.82, c -0.82, d -1.15; lexical z: d 1.41, c -0.69, b -0.72 (a: the floor, -0.72)
+    full = rank(Candidates(dense, lexical, lexical_weight=1.0), 4)
+    assert [h.chunk.id for h in full] == ["a", "d", "b", "c"]  # d: -1.15 + 1.41 = 0.26 over b: 0.82 - 0.72
+    assert full[0].score == pytest.approx(1.1508 - 0.7202, abs=1e-3)
+    # An English question over Indonesian articles: BM25 matched a fifth of it, dense decides.
+    cross = rank(Candidates(dense, lexical, lexical_weight=0.2), 4)
+    assert [h.chunk.id for h in cross] == ["a", "b", "d", "c"]  # d: -1.15 + 0.28 = -0.87, b: 0.82 - 0.14
+    assert cross[0].dense_score == 0.86 and cross[2].lexical_score == 9.0
+    assert [h.chunk.id for h in rank(Candidates(dense, [], lexical_weight=1.0), 2)] == ["a", "b"]
+
+
+def test_an_english_question_over_indonesian_articles_counts_bm25_little(e5, store):
+    from rag.fusion import lexical_weight
+    docs = [doc("alibaba", "Alibaba merombak unit cloud. Jin Li akan memimpin cloud hybrid, Weiguang Liu cloud publik.",
+                lang="id"),
+            doc("tencent", "Tencent melaporkan pendapatan kuartal ketiga naik sepuluh persen.", lang="id")]
+    ingest_documents(docs, store, e5)
+    counts, total = store.lexical_doc_counts("Who will lead Alibaba's hybrid cloud?", "en")
+    assert counts["alibaba"] == 1 and counts["lead"] == 0 and total == store.count()
+    assert 0 < lexical_weight(counts, total) < 0.8
+    same, _ = store.lexical_doc_counts("Siapa yang memimpin cloud hybrid Alibaba?", "id")
+    assert lexical_weight(same, total) == 1.0
+    assert hybrid_search(store, e5, "Who will lead Alibaba's hybrid cloud?", 1)[0].chunk.doc_id == "alibaba"
+    assert dense_search(store, e5, "Who will lead Alibaba's hybrid cloud?", 1)[0].chunk.doc_id == "alibaba"
+
+
+def test_a_candidate_only_a_named_publications_search_found_is_ranked():
+    dense = [_hit("a", 0.9), _hit("b", 0.8)]
+    outlet_only = Hit(Chunk(id="o", doc_id="o", text="o", position=0, start=0, end=1, source="The Bugle"), 0.5)
+    ranked = rank(Candidates(dense, [], 0.0, outlets=[(["The Bugle"], [outlet_only], [])]), 3)
+    # dense z: a 1, b -1, "o" the floor -1; from the named outlet z: o 1.41, a and b -0.71
+    assert [h.chunk.id for h in ranked] == ["o", "a", "b"] and ranked[0].dense_score == 0.5
+    assert [h.score for h in ranked] == pytest.approx([-1 + 2 ** 0.5, 1 - 2 ** -0.5, -1 - 2 ** -0.5])

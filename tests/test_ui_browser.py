@@ -151,6 +151,12 @@ def step(name: str) -> Iterator[None]:
         timings.setdefault("steps_s", {})[name] = round(time.perf_counter() - started, 2)
 
 
+def shows(selector: str, text: str) -> str:
+    """A wait_for_function predicate: the element holds ``text``. The element may be missing for a
+    moment while Gradio re-renders it (during an event's progress), which is not a failure."""
+    return f"() => (document.querySelector({selector!r})?.innerText || '').includes({text!r})"
+
+
 def open_page(page: Any, url: str) -> float:
     """Load the app; seconds until it is usable (the question box is there)."""
     started = time.perf_counter()
@@ -212,8 +218,7 @@ def answer_streams_in_with_its_sources(served: str, page: Any, browser: Any) -> 
                 timings["page_load_while_answering_s"] = round(open_page(other_page, served), 2)
             with step("second session lists the documents"):
                 other_page.get_by_role("tab", name="Documents").click()
-                other_page.wait_for_function(
-                    "() => document.querySelector('#kabar-documents').innerText.includes('Alibaba Rombak')")
+                other_page.wait_for_function(shows("#kabar-documents", "Alibaba Rombak"))
             assert other_page.locator("#kabar-chat [data-testid='user']").count() == 0
     finally:
         other.close()
@@ -251,23 +256,26 @@ def upload_an_article_then_ask_about_it(served: str, page: Any, tmp_path: Path) 
     bad = tmp_path / "scan.txt"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
 
-    open_page(page, served)
-    page.get_by_role("tab", name="Documents").click()
-    page.wait_for_function("() => document.querySelector('#kabar-documents').innerText.includes('Alibaba Rombak')")
-    page.set_input_files("#kabar-upload input[type=file]", [str(article), str(bad)])
-    page.wait_for_function("() => document.querySelector('#kabar-doc-status').innerText.includes('Ingested')",
-                           timeout=120_000)
+    with step("open the documents tab"):
+        open_page(page, served)
+        page.get_by_role("tab", name="Documents").click()
+        page.wait_for_function(shows("#kabar-documents", "Alibaba Rombak"))
+    with step("upload a good and a bad file"):
+        page.set_input_files("#kabar-upload input[type=file]", [str(article), str(bad)])
+        page.wait_for_function(shows("#kabar-doc-status", "Ingested"), timeout=120_000)
     status = page.inner_text("#kabar-doc-status")
     assert "Ingested 1 document(s) (1 new)" in status
     assert "scan.txt: looks like a binary file" in status
-    page.wait_for_function(f"() => document.querySelector('#kabar-documents').innerText.includes({NEW_TITLE!r})")
+    with step("the table lists the new article"):
+        page.wait_for_function(shows("#kabar-documents", NEW_TITLE))
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ui-documents.png"), full_page=True)
 
     page.get_by_role("tab", name="Chat").click()
-    _, ttft, _ = ask(page, "Who is the chief executive of PT Selat Hijau?")
-    timings["first_token_after_upload_s"] = round(ttft, 2)
-    panel = wait_for_sources(page)
+    with step("ask about the uploaded article"):
+        _, ttft, _ = ask(page, "Who is the chief executive of PT Selat Hijau?")
+        timings["first_token_after_upload_s"] = round(ttft, 2)
+        panel = wait_for_sources(page)
     assert "Ratna Widjaja" in page.evaluate(BOT_TEXT)
     assert NEW_TITLE in panel
     page.screenshot(path=str(ARTIFACTS / "ui-upload-answer.png"), full_page=True)

@@ -23,7 +23,7 @@ from rag.citations import cited_numbers
 from rag.errors import ConfigError
 from rag.llm import OpenAIChat
 from rag.settings import Settings
-from tests.conftest import ALIBABA, SAMPLE_ARTICLES
+from tests.conftest import ALIBABA, FACT_QUESTION, SAMPLE_ARTICLES
 from ui import render
 from ui.app import build_app, check_auth, is_loopback
 from ui.handlers import Handlers
@@ -104,7 +104,7 @@ def last_panel(steps: list[Any]) -> str:
 
 def test_sources_come_first_then_the_answer_streams_then_the_cited_are_marked(loaded: Assistant) -> None:
     h = Handlers(loaded)
-    chat, steps = ask(h, "who leads hybrid cloud?")
+    chat, steps = ask(h, FACT_QUESTION)
 
     # Before any text: a status line in the chat and the articles found in the panel.
     first_text = next(i for i, (c, _) in enumerate(steps) if c[-1]["role"] == "assistant" and c[-1]["content"])
@@ -120,7 +120,7 @@ def test_sources_come_first_then_the_answer_streams_then_the_cited_are_marked(lo
     assert "Jin Li " in texts and "Jin Li memimpin unit " in texts  # it grew piece by piece
     assert not any(render.is_status(m) for m in chat)  # the status line gave way to the answer
     assert [m["role"] for m in chat] == ["user", "assistant", "assistant"]
-    assert chat[0]["content"] == "who leads hybrid cloud?"
+    assert chat[0]["content"] == FACT_QUESTION
     # the final text is the API's (it may repair a citation number), with one [n] marker
     assert chat[1]["content"].startswith("Jin Li memimpin unit hybrid cloud [")
     n = cited_numbers(chat[1]["content"])

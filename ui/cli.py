@@ -1,7 +1,8 @@
-"""``kabar ui``: serve the chat page (registered by :mod:`rag.cli` without importing Gradio).
+"""``kabar ui`` (the chat page) and ``kabar serve`` (the HTTP API, with the chat page at /ui).
 
-Binds to 127.0.0.1 unless told otherwise; any other address needs KABAR_UI_USER and
-KABAR_UI_PASSWORD. No public share links: put a reverse proxy in front to publish it.
+Registered by :mod:`rag.cli` without importing Gradio. Both bind to 127.0.0.1 unless told
+otherwise; any other address needs KABAR_UI_USER and KABAR_UI_PASSWORD for the page and
+KABAR_API_TOKEN for the API. No public share links: put a reverse proxy in front to publish it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("--port", type=int, default=None, help="port (default: the first free one from 7860)")
     p.add_argument("--open", action="store_true", help="open the page in the default browser")
     p.set_defaults(func=cmd_ui)
+
+    p = subparsers.add_parser("serve", help="serve the HTTP API (and the chat page at /ui) on http://127.0.0.1:8080")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind (default 127.0.0.1; any other needs KABAR_API_TOKEN, and the chat page "
+                        "KABAR_UI_USER and KABAR_UI_PASSWORD)")
+    p.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    p.add_argument("--no-ui", action="store_true", help="the API only, without the chat page at /ui")
+    p.add_argument("--no-warm-up", action="store_true", help="start the LLM on the first question, not at start")
+    p.set_defaults(func=cmd_serve)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -41,3 +51,34 @@ def cmd_ui(args: argparse.Namespace) -> int:
         finally:
             app.close()
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import threading
+
+    import uvicorn
+
+    from rag.assistant import Assistant
+    from rag.cli import _settings
+    from ui.server import UI_PATH, check_token, server_app
+
+    settings = _settings(args)
+    check_token(args.host, settings)  # fail before loading anything
+    with Assistant(settings) as kabar:
+        app = server_app(kabar, args.host, ui=not args.no_ui)
+        if not args.no_warm_up:
+            threading.Thread(target=_warm, args=(kabar,), name="kabar-warm-up", daemon=True).start()
+        base = f"http://{args.host}:{args.port}"
+        print(f"Kabar API at {base}/v1 (schema: {base}/openapi.json)"
+              + ("" if args.no_ui else f", chat page at {base}{UI_PATH}/") + "  (Ctrl-C to stop)", flush=True)
+        print(f"LLM: {kabar.describe_llm()}", file=sys.stderr, flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5)
+    return 0
+
+
+def _warm(kabar: Any) -> None:
+    try:
+        kabar.warm_up()
+    except Exception as e:  # the first question reports it
+        print(f"kabar: could not start the LLM ahead of the first question: {e}", file=sys.stderr, flush=True)

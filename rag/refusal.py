@@ -1,0 +1,158 @@
+"""The refusal decision: keep the model's answer, or decline in the question's language.
+
+Entry point: :func:`decide`. The model is never offered a way out in the prompt (told "if
+the sources do not say, reply ...", the small default model declined answerable questions
+it could answer), so Kabar decides after the answer, on word overlap between the question,
+the answer and the sources the answer rests on (:func:`judged_sources`):
+
+- grounding (``KABAR_MIN_GROUNDING``): the share of the answer's own key words found in
+  those sources. An answer from the model's memory ("Argentina won...") scores low.
+- coverage (``KABAR_MIN_COVERAGE``): the share of the question's own terms found there,
+  when question and sources share a language. A fluent answer over a passage about
+  something else ("the smallest shark" over a passage on the smallest country) scores low.
+- support (``KABAR_MIN_SUPPORT``, 0: not asked): the model's own probability that the
+  passage it cited states its answer (:mod:`rag.passage_check`). Word overlap cannot tell
+  "the CEO of Tencent" answered with an Alibaba executive that a passage names from the
+  right answer; the reader of the passage can.
+
+A reply that itself says it does not know (:func:`is_refusal`) is a refusal too. What the
+decision returns, Kabar applies: :mod:`rag.assistant` swaps the text for
+:func:`rag.prompt.refusal_text`. Checking the citations is :mod:`rag.citations`' business.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from typing import Callable, Iterable, Sequence
+
+from rag.lang import detect_lang
+from rag.settings import Settings
+from rag.text import content_words, forms, question_terms, vocabulary
+from rag.types import Hit
+
+_REFUSAL = re.compile(
+    r"\b(i don'?t know|i do not know|do(?:es)? not (?:say|mention|contain)|no information"
+    r"|tidak tahu|tidak (?:menyebutkan|disebutkan|ada informasi)|tidak diketahui)\b",
+    re.IGNORECASE,
+)
+
+
+def is_refusal(text: str) -> bool:
+    """True when the answer declines rather than answers."""
+    return bool(_REFUSAL.search(text[:200]))
+
+
+# A question term missing from the sources still counts when a word there is a spelling
+# variant of it: "Prancis"/"Perancis", "Shilla"/"Silla", "television"/"televisi", a typo.
+VARIANT_MIN_LENGTH = 5
+VARIANT_SIMILARITY = 0.85
+
+
+def _variant_in(word: str, words: Iterable[str]) -> bool:
+    if len(word) < VARIANT_MIN_LENGTH or word.isdigit():
+        return False
+    return any(abs(len(w) - len(word)) <= 2 and w[0] == word[0]
+               and SequenceMatcher(None, word, w).ratio() >= VARIANT_SIMILARITY for w in words)
+
+
+def grounding(answer: str, question: str, sources: Sequence[Hit]) -> float:
+    """Share of the answer's new content words (those not already in the question) that occur,
+    in some form, in the sources; 1.0 when the answer adds no word of its own.
+
+    An answer from the model's own memory ("Argentina won...") scores low: its key word is
+    in no source. Kabar declines such answers (``KABAR_MIN_GROUNDING``).
+    """
+    asked = vocabulary(question)
+    new = [w for w in content_words(answer) if not forms(w) & asked]
+    if not new:
+        return 1.0
+    known = vocabulary(" ".join(h.chunk.title + " " + h.chunk.text for h in sources))
+    return sum(bool(forms(w) & known) for w in new) / len(new)
+
+
+# A question counts as at most this many terms: a long question ("which company, according
+# to Fortune ... and as The Age reported ...") spreads over several articles, and the ones an
+# answer cites hold only their part of it.
+COVERAGE_TERMS = 8
+
+
+def coverage(question: str, sources: Sequence[Hit]) -> float:
+    """Share of the question's own terms that occur, in some form, in ``sources``; a question
+    with more than ``COVERAGE_TERMS`` terms counts as that many (at most 1.0).
+
+    A passage that answers a question nearly always repeats what the question is about; a
+    question about something the passage never mentions ("the smallest shark" over a
+    passage on the smallest country) scores low however fluent the model's answer is.
+    A term counts when the sources have it in some form (raw, stemmed, without diacritics)
+    or a spelling variant of it. Only passages in the question's language are compared:
+    across languages even names change ("Vatican", "Vatikan"), so an English question over
+    an Indonesian passage, or one with nothing left to compare, scores 1.0.
+    """
+    if not sources:
+        return 0.0
+    lang = detect_lang(question)
+    terms = question_terms(question)
+    if not terms or any(h.chunk.lang and h.chunk.lang != lang for h in sources):
+        return 1.0
+    text = " ".join(h.chunk.title + " " + h.chunk.text for h in sources)
+    known = vocabulary(text)
+    missing = [w for w in terms if not forms(w) & known]
+    if missing:
+        words = set(content_words(text))
+        missing = [w for w in missing if not _variant_in(w, words)]
+    found = len(terms) - len(missing)
+    return min(1.0, found / min(len(terms), COVERAGE_TERMS))
+
+
+def judged_sources(sources: Sequence[Hit], cited: Iterable[int]) -> list[Hit]:
+    """The sources the refusal gates judge: every source from the articles the answer cites
+    (numbers as in the prompt), or all sources when it cites none.
+
+    Judged against every source of a full prompt, nearly any question's terms are found
+    somewhere and the coverage gate stops working; judged against the cited chunk alone,
+    an answer from an article's third paragraph would miss the subject its first one names.
+    """
+    docs = {sources[n - 1].chunk.doc_id for n in cited if 1 <= n <= len(sources)}
+    return [h for h in sources if h.chunk.doc_id in docs] or list(sources)
+
+
+@dataclass
+class Decision:
+    """What :func:`decide` found: whether the answer stands, why not, and the scores behind it."""
+
+    refused: bool
+    reason: str = ""  # why Kabar declines ("" when it keeps the answer, or the model declined itself)
+    grounding: float = 0.0
+    coverage: float = 0.0
+    support: float | None = None  # the model's P(the cited source states the answer); None: not asked
+
+
+def decide(question: str, answer: str, cited: Sequence[int], sources: Sequence[Hit], settings: Settings,
+           check: Callable[[int], float] | None = None) -> Decision:
+    """Whether Kabar declines ``answer`` (its citations already checked, ``cited`` its source numbers).
+
+    The word gates judge the articles the answer rests on (:func:`judged_sources`).
+    ``check(n)`` is the model's probability that source ``n`` states the answer
+    (:func:`rag.passage_check.passage_states_answer`); it is asked about the first cited
+    source whenever it is given, so that a run records it for every answer, and declines
+    below ``settings.min_support``.
+    """
+    if is_refusal(answer):
+        return Decision(refused=True)
+    basis = judged_sources(sources, cited)
+    grounded = grounding(answer, question, basis)
+    covered = coverage(question, basis)
+    valid = [n for n in cited if 1 <= n <= len(sources)]
+    support = check(valid[0]) if check is not None and valid else None
+    # Below min_grounding the model answered from its own memory, not from the articles; below
+    # min_coverage its answer is about something the question did not ask; below min_support
+    # the model, asked, does not find its answer in the passage it cited.
+    reason = (f"only {grounded:.0%} of the answer's key words are in the sources"
+              if grounded < settings.min_grounding else
+              f"only {covered:.0%} of the question's terms are in the sources"
+              if covered < settings.min_coverage else
+              f"the model gives {support:.0%} that source [{valid[0]}] states the answer"
+              if support is not None and support < settings.min_support else "")
+    return Decision(refused=bool(reason), reason=reason, grounding=grounded, coverage=covered, support=support)
