@@ -46,7 +46,8 @@ def article_share(question: str, hits: Sequence[Hit]) -> float:
     texts: dict[str, list[str]] = {}
     for h in hits:
         texts.setdefault(h.chunk.doc_id, [h.chunk.title]).append(h.chunk.text)
-    held = {doc: {t for t in terms if forms(t) & vocabulary(" ".join(parts))} for doc, parts in texts.items()}
+    vocab = {doc: vocabulary(" ".join(parts)) for doc, parts in texts.items()}  # once per article, not per term
+    held = {doc: {t for t in terms if forms(t) & vocab[doc]} for doc in texts}
     findable = set().union(*held.values()) if held else set()
     if not findable:
         return 1.0

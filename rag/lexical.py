@@ -11,6 +11,12 @@ Each row keeps a copy of its chunk's text and Chroma metadata, so a lexical hit 
 round trip to Chroma: on a 10,000-chunk collection that fetch cost as much as the BM25
 search itself.
 
+Two things keep a search fast on a million chunks: a question's terms are cut to the
+rarest whose postings fit :data:`MAX_POSTINGS` (FTS5 reads every posting of every term, and
+a long question's common words carry millions of postings and little weight), and the
+chunks' source and date are indexed so that :mod:`rag.prefilter` can tell which chunks a
+filter passes without asking Chroma.
+
 Analysis is language-aware: words are lowercased, Indonesian and English stop words
 dropped, and each word indexed as itself and as its stem in its text's language
 (Snowball via PyStemmer, ``"id"`` or ``"en"``). Keeping the word beside the stem is what
@@ -32,6 +38,11 @@ from rag.text import STOPWORDS, stemmer
 
 # Bumped whenever the analysis or the table layout changes: the index is then rebuilt.
 ANALYZER_VERSION = "3"
+
+#: Postings one BM25 search reads at most; a question over them keeps its rarest terms.
+MAX_POSTINGS = 100_000
+#: Terms a question always keeps, the rarest first, whatever their postings.
+MIN_TERMS = 3
 
 #: A stored chunk as Chroma holds it: id, text, metadata.
 Row = tuple[str, str, dict[str, Any]]
@@ -65,6 +76,7 @@ class LexicalIndex:
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self._lock = threading.Lock()
         self._vocab = False
+        self.max_postings = MAX_POSTINGS
         with self._lock, self._db:
             self._db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
             if self._meta("analyzer") != ANALYZER_VERSION:
@@ -78,6 +90,14 @@ class LexicalIndex:
                                                   text TEXT, meta TEXT);
                 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
                 CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(body, tokenize='unicode61');
+                """
+            )
+            # What filters select on (rag.prefilter): which chunks pass, without reading the rows.
+            self._db.executescript(
+                """
+                CREATE INDEX IF NOT EXISTS chunks_source_day ON chunks(json_extract(meta, '$.source'),
+                                                                       json_extract(meta, '$.published_day'), chunk_id);
+                CREATE INDEX IF NOT EXISTS chunks_day ON chunks(json_extract(meta, '$.published_day'), chunk_id);
                 """
             )
 
@@ -177,8 +197,9 @@ class LexicalIndex:
         terms = sorted(set(analyze(query, lang)))
         if not terms or n <= 0:
             return []
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
         with self._lock:
+            terms = self._within_budget(terms, self.max_postings)
+            match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
             rows = self._db.execute(
                 # Rank inside FTS5 first: joining before the LIMIT reads every match's text.
                 "SELECT c.chunk_id, c.text, c.meta, t.score FROM (SELECT rowid, -bm25(terms) AS score "
@@ -194,15 +215,75 @@ class LexicalIndex:
         if not terms:
             return {}
         with self._lock:
-            if not self._vocab:
-                # fts5vocab reads the index's own term statistics; it lives with this connection.
-                self._db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.terms_vocab "
-                                 "USING fts5vocab(main, terms, row)")
-                self._vocab = True
-            marks = ", ".join("?" * len(terms))
-            rows = self._db.execute(f"SELECT term, doc FROM temp.terms_vocab WHERE term IN ({marks})", terms).fetchall()
-        found = dict(rows)
+            found = self._doc_counts(terms)
         return {t: int(found.get(t, 0)) for t in terms}
+
+    def _doc_counts(self, terms: Sequence[str]) -> dict[str, int]:
+        """Chunks holding each indexed term of ``terms`` (absent terms left out); lock held."""
+        if not self._vocab:
+            # fts5vocab reads the index's own term statistics; it lives with this connection.
+            self._db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.terms_vocab USING fts5vocab(main, terms, row)")
+            self._vocab = True
+        marks = ", ".join("?" * len(terms))
+        return dict(self._db.execute(f"SELECT term, doc FROM temp.terms_vocab WHERE term IN ({marks})",
+                                     list(terms)).fetchall())
+
+    def _within_budget(self, terms: list[str], budget: int) -> list[str]:
+        """The rarest of ``terms`` whose postings add up to at most ``budget`` (the rarest
+        :data:`MIN_TERMS` whatever they hold); all of them when the index is small enough.
+
+        FTS5 reads every posting of every term (~0.6 µs each): on a million chunks a long
+        question's common words hold millions of postings, and their low IDF moves little.
+        """
+        if not budget or len(terms) * self._size_bound() <= budget:
+            return terms
+        df = self._doc_counts(terms)
+        kept, total = [], 0
+        for t in sorted(terms, key=lambda t: (df.get(t, 0), t)):
+            if len(kept) >= MIN_TERMS and total + df.get(t, 0) > budget:
+                break
+            kept.append(t)
+            total += df.get(t, 0)
+        return sorted(kept)
+
+    def _size_bound(self) -> int:
+        """At least the number of chunks (the largest row id), without counting them."""
+        return int(self._db.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()[0])
+
+    def filter_ids(self, where: dict[str, Any], limit: int) -> tuple[list[str], int] | None:
+        """The ids of the chunks that pass a Chroma ``where`` filter and how many pass; only the
+        count when more than ``limit`` do. None for a filter :func:`rag.prefilter.where_sql`
+        cannot translate."""
+        from rag.prefilter import where_sql
+
+        sql = where_sql(where)
+        if sql is None:
+            return None
+        cond, params = sql
+        with self._lock:
+            ids = [r[0] for r in self._db.execute(f"SELECT chunk_id FROM chunks WHERE {cond} LIMIT ?",
+                                                  [*params, limit + 1])]
+            if len(ids) <= limit:
+                return ids, len(ids)
+            count = self._db.execute(f"SELECT count(*) FROM chunks WHERE {cond}", params).fetchone()[0]
+        return [], int(count)
+
+    def passing(self, chunk_ids: Sequence[str], where: dict[str, Any]) -> set[str]:
+        """Which of ``chunk_ids`` pass ``where`` (a filter :meth:`filter_ids` translates)."""
+        from rag.prefilter import where_sql
+
+        sql = where_sql(where)
+        if sql is None or not chunk_ids:
+            return set()
+        cond, params = sql
+        out: set[str] = set()
+        with self._lock:
+            for i in range(0, len(chunk_ids), 500):
+                part = list(chunk_ids[i : i + 500])
+                marks = ", ".join("?" * len(part))
+                out.update(r[0] for r in self._db.execute(
+                    f"SELECT chunk_id FROM chunks WHERE chunk_id IN ({marks}) AND {cond}", [*part, *params]))
+        return out
 
     def close(self) -> None:
         with self._lock:

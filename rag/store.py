@@ -18,7 +18,8 @@ writer at a time, which the write journal ensures on one machine; more use a Chr
 server). Searches keep only chunks of each document's newest complete version
 (:meth:`ChromaStore.whole`), so an answer never reads half of a document that is still being
 written. On a Chroma server, a failure to reach it is a :class:`~rag.errors.StoreError` that
-says what to check, and the next call after it is back works.
+says what to check, and the next call after it is back works. A filtered dense search asks
+the lexical index which chunks pass first (:mod:`rag.prefilter`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from rag.chroma_client import Guarded, is_server, make_client, store_error, stor
 from rag.errors import EmbeddingMismatchError, StoreError
 from rag.journal import WriteJournal
 from rag.lexical import LexicalIndex, Row
+from rag.prefilter import filtered_query
 from rag.settings import Settings
 from rag.types import Chunk, Hit, alternatives_from_json, alternatives_json, published_day
 
@@ -382,9 +384,15 @@ class ChromaStore:
         """The ``k`` chunks closest to ``vector``, best first."""
         if k <= 0:
             raise StoreError(f"k must be greater than 0. Currently, k is {k}.")
-        # Chroma returns fewer than n_results when the collection (or the filter) holds fewer.
-        res = self._col.query(query_embeddings=[list(vector)], n_results=k, where=where or None,
-                              include=["documents", "metadatas", "distances"])
+        include = ["documents", "metadatas", "distances"]
+        res = None
+        if where and self.lexical is not None:
+            self.refresh()  # the lexical index decides which chunks pass (rag.prefilter)
+            res = filtered_query(self._col, self.lexical, vector, k, where, self.count, include)
+        if res is None:
+            # Chroma returns fewer than n_results when the collection (or the filter) holds fewer.
+            res = self._col.query(query_embeddings=[list(vector)], n_results=k, where=where or None,
+                                  include=include)
         ids, docs, metas, dists = res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]
         # A vector index that lags the metadata (another process deleted the chunk) returns the
         # id without metadata: the chunk is gone.

@@ -1,0 +1,125 @@
+"""Filtered dense search that stays fast on large collections.
+
+Chroma evaluates a ``where`` filter by collecting every chunk each clause matches (about
+6 µs a chunk: a date range holding 40% of a 100,000-chunk collection cost 260 ms a
+question), and its search within a given list of ids slows down as the list gets shorter
+(the vector graph is walked further to find enough of them). So :func:`filtered_query`
+first asks the lexical index, which keeps each chunk's metadata under SQLite indexes on
+source and date, how many chunks pass and which, and then picks the cheapest exact-enough
+way (times measured at 100,000 chunks):
+
+- at most :data:`MAX_SCAN` pass: their vectors are read and scored here (~25 ms for 400);
+- enough pass that an unfiltered search for at most :data:`MAX_OVERFETCH` candidates
+  should hold about ``2 * k`` of them: that search, keeping the candidates that pass
+  (~12 ms for a filter passing 40% of chunks, ~80 ms for 2%);
+- otherwise Chroma searches the passing ids (at most :data:`MAX_IDS`), else applies the
+  filter itself, as it does whenever the index cannot evaluate the filter or an approach
+  above comes up short.
+
+:func:`where_sql` translates the part of Chroma's filter syntax that
+:meth:`rag.types.Filters.where` writes (sources, documents, a publication date range,
+``$and``/``$or``). Does not rank or fuse.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from rag.lexical import LexicalIndex
+
+#: Most passing chunks whose vectors are read and scored here (about 50 µs each from Chroma).
+MAX_SCAN = 1_000
+#: Most candidates fetched from an unfiltered search to keep those that pass.
+MAX_OVERFETCH = 3_000
+#: Most ids handed to Chroma's search, and read from the lexical index.
+MAX_IDS = 50_000
+
+#: Filterable metadata -> its SQL expression in the lexical index (each has an index there)
+#: and the type of its values (SQLite would compare a string with a number; Chroma matches nothing).
+COLUMNS: dict[str, tuple[str, type]] = {
+    "doc_id": ("doc_id", str),
+    "source": ("json_extract(meta, '$.source')", str),
+    "published_day": ("json_extract(meta, '$.published_day')", int),
+}
+_OPS = {"$eq": "=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+Result = dict[str, list[Any]]
+
+
+def where_sql(where: dict[str, Any]) -> tuple[str, list[Any]] | None:
+    """A SQL condition over the lexical index's ``chunks`` table equal to ``where``, with its
+    parameters; None for syntax or fields it does not cover."""
+    if not isinstance(where, dict) or len(where) != 1:
+        return None
+    key, cond = next(iter(where.items()))
+    if key in ("$and", "$or"):
+        if not isinstance(cond, list) or len(cond) < 2:
+            return None
+        parts = [where_sql(c) for c in cond]
+        if any(p is None for p in parts):
+            return None
+        joiner = " AND " if key == "$and" else " OR "
+        return "(" + joiner.join(p[0] for p in parts if p) + ")", [v for p in parts if p for v in p[1]]
+    if key not in COLUMNS:
+        return None
+    column, kind = COLUMNS[key]
+    if not isinstance(cond, dict):
+        cond = {"$eq": cond}
+    if len(cond) != 1:
+        return None
+    op, value = next(iter(cond.items()))
+    values = value if op == "$in" and isinstance(value, list) else [value]
+    if not values or not all(type(v) is kind for v in values):
+        return None  # an empty list or another type: Chroma decides (an error, or nothing matches)
+    if op == "$in":
+        return f"{column} IN ({', '.join('?' * len(values))})", list(values)
+    if op not in _OPS:
+        return None
+    return f"{column} {_OPS[op]} ?", [value]
+
+
+def filtered_query(col: Any, lexical: "LexicalIndex", vector: Sequence[float], k: int, where: dict[str, Any],
+                   total: Callable[[], int], include: Sequence[str]) -> Result | None:
+    """Chroma's ``query`` result (one query) for ``where``, or None: let Chroma filter."""
+    found = lexical.filter_ids(where, MAX_IDS)
+    if found is None:
+        return None
+    ids, count = found
+    try:
+        if count == 0:
+            return {name: [[]] for name in ("ids", *include)}
+        if count <= MAX_SCAN:
+            got = col.get(ids=ids, include=["embeddings"])
+            scores = np.asarray(got["embeddings"], dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
+            best = [got["ids"][i] for i in np.argsort(-scores, kind="stable")[:k]]
+            return _fetch(col, best, [1.0 - float(s) for s in sorted(scores, reverse=True)[:k]], include)
+        n = math.ceil(2 * k * total() / count)
+        if n <= MAX_OVERFETCH:
+            res = col.query(query_embeddings=[list(vector)], n_results=n, include=["distances"])
+            candidates, dists = res["ids"][0], res["distances"][0]
+            passing = set(ids) if ids else lexical.passing(candidates, where)
+            keep = [i for i, cid in enumerate(candidates) if cid in passing][:k]
+            if len(keep) >= min(k, count):
+                return _fetch(col, [candidates[i] for i in keep], [dists[i] for i in keep], include)
+        if ids:
+            return dict(col.query(query_embeddings=[list(vector)], n_results=min(k, count), ids=ids,
+                                  include=list(include)))
+    except Exception:  # noqa: BLE001 - e.g. an id the lexical index has and Chroma no longer: Chroma filters
+        return None
+    return None
+
+
+def _fetch(col: Any, ids: list[str], dists: list[float], include: Sequence[str]) -> Result:
+    """A ``query``-shaped result for ``ids`` (best first) with their distances."""
+    got = col.get(ids=ids, include=[i for i in include if i != "distances"])
+    at = {cid: i for i, cid in enumerate(got["ids"])}
+    order = [cid for cid in ids if cid in at]
+    out: Result = {"ids": [order], "distances": [[d for cid, d in zip(ids, dists) if cid in at]]}
+    for name in include:
+        if name != "distances":
+            out[name] = [[got[name][at[cid]] for cid in order]]
+    return out

@@ -1,0 +1,121 @@
+"""Filtered dense search through the lexical index (rag.prefilter) against Chroma's own filtering."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import prefilter
+from rag.prefilter import where_sql
+from rag.settings import Settings
+from rag.store import ChromaStore
+from rag.types import Chunk, Filters
+
+DIM = 16
+OUTLETS = ["Kompas", "Tempo", "Reuters", "BBC"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> ChromaStore:
+    settings = Settings(data_dir=Path(tmp_path_factory.mktemp("prefilter")), collection="prefilter")
+    s = ChromaStore.from_settings(settings, "test/prefilter")
+    rng = random.Random(5)
+    chunks, vectors = [], np.random.default_rng(5).standard_normal((600, DIM)).astype(np.float32)
+    for i in range(600):
+        day = "" if i % 50 == 0 else f"20{rng.randrange(15, 25)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"
+        chunks.append(Chunk(id=f"c{i}", doc_id=f"d{i // 3}", text=f"teks {i}", position=i % 3, start=0, end=6,
+                            source=OUTLETS[i % 4], published=day, lang="id" if i % 2 else "en"))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    s.upsert(chunks, vectors.tolist())
+    return s
+
+
+FILTERS = [
+    Filters(sources=["Kompas"]),
+    Filters(sources=["Kompas", "BBC"], since="2018-01-01", until="2021-12-31"),
+    Filters(since="2020-03-01"),
+    Filters(until="2015-06-30"),
+    Filters(doc_ids=["d3", "d7", "d100"]),
+    Filters(sources=["nobody"]),
+]
+
+
+def chroma_only(store: ChromaStore, vector: list[float], k: int, where: dict) -> list[str]:
+    res = store._col.query(query_embeddings=[vector], n_results=k, where=where, include=["distances"])
+    return list(res["ids"][0])
+
+
+@pytest.mark.parametrize("scan, overfetch", [(1_000, 3_000), (0, 3_000), (0, 0)])
+@pytest.mark.parametrize("flt", FILTERS, ids=lambda f: str(f.where()))
+def test_each_way_finds_what_chroma_filtering_finds(store: ChromaStore, flt: Filters, scan: int, overfetch: int,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small collection, exact search: every way (scan here, over-fetch, Chroma over the ids) agrees.
+    monkeypatch.setattr(prefilter, "MAX_SCAN", scan)
+    monkeypatch.setattr(prefilter, "MAX_OVERFETCH", overfetch)
+    rng = np.random.default_rng(9)
+    for _ in range(3):
+        v = rng.standard_normal(DIM).astype(np.float32)
+        v = (v / np.linalg.norm(v)).tolist()
+        where = flt.where()
+        assert where is not None
+        hits = store.query(v, 10, where)
+        expected = chroma_only(store, v, 10, where)
+        assert [h.chunk.id for h in hits] == expected
+        assert [round(h.score, 4) for h in hits] == sorted((round(h.score, 4) for h in hits), reverse=True)
+
+
+def test_hits_are_whole_chunks(store: ChromaStore) -> None:
+    [hit] = store.query([1.0] + [0.0] * (DIM - 1), 1, Filters(doc_ids=["d3"], sources=["Reuters"]).where())
+    assert (hit.chunk.doc_id, hit.chunk.source, hit.chunk.text) == ("d3", "Reuters", f"teks {hit.chunk.id[1:]}")
+
+
+def test_where_sql_covers_what_filters_write() -> None:
+    sql = where_sql(Filters(sources=["A", "B"], since="2020-01-01").where())  # type: ignore[arg-type]
+    assert sql == ("(json_extract(meta, '$.source') IN (?, ?) AND json_extract(meta, '$.published_day') >= ?)",
+                   ["A", "B", 20200101])
+    assert where_sql({"doc_id": "x"}) == ("doc_id = ?", ["x"])
+    assert where_sql({"$or": [{"source": "A"}, {"doc_id": {"$in": ["d"]}}]}) is not None
+
+
+@pytest.mark.parametrize("where", [
+    {"lang": "id"},                                  # a field without an index
+    {"source": {"$ne": "A"}},                        # operators left to Chroma
+    {"source": {"$in": []}},
+    {"$and": [{"source": "A"}]},                     # Chroma wants two or more
+    {"source": "A", "doc_id": "b"},                  # one key per dict
+    {"published_day": {"$gte": 1.5}},
+    {"published_day": {"$gte": "2020-01-01"}},         # a string against a number: Chroma matches nothing
+    {"source": {"$gt": 3}},
+    {"source": {"$in": ["A", 3]}},
+    {"published_day": {"$gte": True}},
+])
+def test_where_sql_leaves_the_rest_to_chroma(where: dict) -> None:
+    assert where_sql(where) is None
+
+
+def test_an_unknown_filter_still_filters(store: ChromaStore) -> None:
+    v = [1.0] + [0.0] * (DIM - 1)
+    hits = store.query(v, 50, {"lang": "id"})
+    assert [h.chunk.id for h in hits] == chroma_only(store, v, 50, {"lang": "id"})
+    assert len(hits) == 50 and all(h.chunk.lang == "id" for h in hits)
+
+
+def test_a_long_question_keeps_its_rarest_terms_within_the_postings_budget(tmp_path: Path) -> None:
+    from rag.lexical import LexicalIndex
+
+    index = LexicalIndex(tmp_path / "lex.sqlite")
+    rows = [(f"c{i}", f"pasar saham naik turun hari ini {i}", {"doc_id": f"d{i}", "lang": "id"}) for i in range(200)]
+    rows.append(("rare", "pasar saham Wuling Ningbo naik", {"doc_id": "rare", "lang": "id"}))
+    index.upsert(rows)
+    question = "pasar saham naik turun hari Wuling Ningbo"
+    index.max_postings = 0  # every posting
+    full = [row[0] for row, _ in index.search(question, 5, "id")]
+    index.max_postings = 50
+    kept = index._within_budget(sorted(set(["pasar", "saham", "naik", "turun", "hari", "wuling", "ningbo"])), 50)
+    assert kept == ["hari", "ningbo", "wuling"]  # the two rare ones, then the rarest common one (MIN_TERMS)
+    assert [row[0] for row, _ in index.search(question, 5, "id")][0] == full[0] == "rare"
+    index.max_postings = 10_000  # 7 terms x 201 chunks fit: nothing dropped
+    assert index._within_budget(["hari", "ningbo"], 10_000) == ["hari", "ningbo"]
