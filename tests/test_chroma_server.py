@@ -213,9 +213,12 @@ def test_server_gone_mid_question_then_back(settings: Settings, own_server: Chro
     ingest([SAMPLE_ARTICLES], kabar)
     assert kabar.ask(FACT_QUESTION).citations
 
-    embedder.kill = own_server  # dies after the question is embedded, before the search
+    # The server dies after the question is embedded, before the search: a question not asked
+    # before (a repeated one takes its vector from the cache and embeds nothing).
+    embedder.kill = own_server
     with pytest.raises(StoreError, match=f"cannot reach the Chroma server at 127.0.0.1:{own_server.port}"):
-        kabar.ask(FACT_QUESTION)
+        kabar.ask(FACT_QUESTION + " And since when?")
+    assert embedder.kill is None, "the question was not embedded: the server was never stopped"
     with TestClient(build_api(kabar)) as client:
         r = client.post("/v1/ask", json={"question": FACT_QUESTION})
         assert r.status_code == 503 and r.json()["error"]["type"] == "store_unavailable"
