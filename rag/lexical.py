@@ -134,6 +134,19 @@ class LexicalIndex:
         with self._lock:
             return dict(self._db.execute("SELECT chunk_id, doc_id FROM chunks").fetchall())
 
+    def doc_chunks(self, doc_ids: Sequence[str]) -> tuple[list[str], list[dict[str, Any]]]:
+        """The ids and metadata of every indexed chunk of ``doc_ids`` (through the doc_id index)."""
+        ids: list[str] = []
+        metas: list[dict[str, Any]] = []
+        with self._lock:
+            for i in range(0, len(doc_ids), 500):
+                part = list(doc_ids[i : i + 500])
+                marks = ", ".join("?" * len(part))
+                for cid, meta in self._db.execute(f"SELECT chunk_id, meta FROM chunks WHERE doc_id IN ({marks})", part):
+                    ids.append(cid)
+                    metas.append(json.loads(meta))
+        return ids, metas
+
     def first_chunks(self) -> dict[str, dict[str, Any]]:
         """Each document's first chunk's metadata (where a change to a document's metadata shows)."""
         with self._lock:

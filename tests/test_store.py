@@ -7,7 +7,9 @@ and override the ``make_store`` fixture to run the same checks.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -181,3 +183,24 @@ def test_unopenable_data_directory_is_a_store_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder", encoding="utf-8")
     with pytest.raises(StoreError, match="cannot open the Chroma store"):
         ChromaStore.from_settings(Settings(data_dir=blocker), MODEL)
+
+
+def test_a_version_half_written_by_another_process_is_left_out_of_searches(settings: Settings,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """What another writer has put in Chroma but not finished (no new revision yet) is not read:
+    the lexical index answers which version is whole, and Chroma's own metadata says the same."""
+    from rag.store import _metadata
+
+    store = ChromaStore.from_settings(settings, MODEL)
+    v1 = [replace(chunk("a", i, f"alpha lama {i}"), n_chunks=2) for i in range(2)]
+    store.upsert(v1, [X, XY])
+    # Two of the three chunks of a new version, as a writer that has not finished leaves them.
+    v2 = [replace(chunk("a", i, f"alpha baru {i}", doc_hash="hash-a2"), id=f"a2-{i}", n_chunks=3) for i in range(2)]
+    later = time.time() + 60
+    store._col.upsert(ids=[c.id for c in v2], embeddings=[X, X], documents=[c.text for c in v2],
+                      metadatas=[_metadata(c, later, 3) for c in v2])
+    hits = store.query(X, k=10)
+    assert {"a2-0", "a-0"} <= {h.chunk.id for h in hits}  # both versions are in Chroma's answer
+    for lexical in (store.lexical, None):  # through the lexical index, and through Chroma
+        monkeypatch.setattr(store, "lexical", lexical)
+        assert sorted(h.chunk.id for h in store.whole(hits)) == ["a-0", "a-1"]
