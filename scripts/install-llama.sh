@@ -18,6 +18,14 @@ version=$("$py" scripts/llama_build.py version)
 cache="${KABAR_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kabar/wheels}/$key"
 if ! ls "$cache"/llama_cpp_python-"$version"-*.whl >/dev/null 2>&1; then
   echo "building llama-cpp-python $version for this CPU ($key): a few minutes on 2 cores" >&2
+  if ! command -v c++ >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    # A C/C++ compiler from the distribution (scikit-build-core fetches CMake and Ninja from PyPI
+    # when the machine lacks them).
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends build-essential
+  fi
   tmp=$(mktemp -d)
   started=$(date +%s)
   CMAKE_ARGS="$("$py" scripts/llama_build.py cmake-args)" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
