@@ -387,7 +387,7 @@ class ChromaStore:
         include = ["documents", "metadatas", "distances"]
         res = None
         if where and self.lexical is not None:
-            self.refresh()  # the lexical index decides which chunks pass (rag.prefilter)
+            # The lexical index decides which chunks pass (rag.prefilter); searches refresh() first.
             res = filtered_query(self._col, self.lexical, vector, k, where, self.count, include)
         if res is None:
             # Chroma returns fewer than n_results when the collection (or the filter) holds fewer.
