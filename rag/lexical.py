@@ -11,11 +11,16 @@ Each row keeps a copy of its chunk's text and Chroma metadata, so a lexical hit 
 round trip to Chroma: on a 10,000-chunk collection that fetch cost as much as the BM25
 search itself.
 
-Two things keep a search fast on a million chunks: a question's terms are cut to the
+Three things keep a search fast on a million chunks: a question's terms are cut to the
 rarest whose postings fit :data:`MAX_POSTINGS` (FTS5 reads every posting of every term, and
-a long question's common words carry millions of postings and little weight), and the
-chunks' source and date are indexed so that :mod:`rag.prefilter` can tell which chunks a
-filter passes without asking Chroma.
+a long question's common words carry millions of postings and little weight); the chunks'
+source and date are indexed, so a filter is applied inside the BM25 search and
+:mod:`rag.prefilter` can tell which chunks a filter passes without asking Chroma; and each
+chunk's vector is copied here (normalised, float16: 768 bytes a chunk for e5-small), so a
+filtered dense search can score the passing chunks directly (:meth:`LexicalIndex.passing_vectors`)
+instead of searching Chroma's vector graph for them. The store copies vectors when it writes
+them and reads them back from Chroma when it indexes rows without them
+(:meth:`LexicalIndex.missing_vectors`).
 
 Analysis is language-aware: words are lowercased, Indonesian and English stop words
 dropped, and each word indexed as itself and as its stem in its text's language
@@ -27,11 +32,14 @@ the Indonesian stemmer would cut to "huawe".
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Sequence
+
+import numpy as np
 
 from rag.lang import detect_lang
 from rag.text import STOPWORDS, stemmer
@@ -43,6 +51,16 @@ ANALYZER_VERSION = "3"
 MAX_POSTINGS = 100_000
 #: Terms a question always keeps, the rarest first, whatever their postings.
 MIN_TERMS = 3
+#: Most matches a filtered search ranks before keeping those that pass (see ``_filtered``).
+FILTER_FETCH = 5_000
+#: Most passing chunks a filtered search that must score every match selects by row id.
+FILTER_IDS = 50_000
+
+# The best ``?`` matches overall (ranked inside FTS5 first: joining before the LIMIT reads
+# every match's text), then the best ``?`` of them that pass ``cond``.
+_RANKED = ("SELECT c.chunk_id, c.text, c.meta, t.score FROM (SELECT rowid, -bm25(terms) AS score FROM terms "
+           "WHERE terms MATCH ? ORDER BY bm25(terms) LIMIT ?) t JOIN chunks c ON c.id = t.rowid WHERE {cond} "
+           "ORDER BY t.score DESC LIMIT ?")
 
 #: A stored chunk as Chroma holds it: id, text, metadata.
 Row = tuple[str, str, dict[str, Any]]
@@ -90,6 +108,7 @@ class LexicalIndex:
                                                   text TEXT, meta TEXT);
                 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks(doc_id);
                 CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(body, tokenize='unicode61');
+                CREATE TABLE IF NOT EXISTS vectors(id INTEGER PRIMARY KEY, vec BLOB NOT NULL);
                 """
             )
             # What filters select on (rag.prefilter): which chunks pass, without reading the rows.
@@ -113,6 +132,7 @@ class LexicalIndex:
     def _clear(self) -> None:
         self._db.execute("DELETE FROM chunks")
         self._db.execute("DELETE FROM terms")
+        self._db.execute("DELETE FROM vectors")
         self._db.execute("DELETE FROM meta WHERE key = 'revision'")
 
     @property
@@ -155,42 +175,83 @@ class LexicalIndex:
 
     # -- writing -----------------------------------------------------------------------
 
+    def _delete_rowid(self, rowid: int) -> None:
+        self._db.execute("DELETE FROM terms WHERE rowid = ?", (rowid,))
+        self._db.execute("DELETE FROM vectors WHERE id = ?", (rowid,))
+        self._db.execute("DELETE FROM chunks WHERE id = ?", (rowid,))
+
     def _delete_ids(self, chunk_ids: Iterable[str]) -> None:
         for cid in chunk_ids:
             row = self._db.execute("SELECT id FROM chunks WHERE chunk_id = ?", (cid,)).fetchone()
             if row:
-                self._db.execute("DELETE FROM terms WHERE rowid = ?", (row[0],))
-                self._db.execute("DELETE FROM chunks WHERE id = ?", (row[0],))
+                self._delete_rowid(row[0])
 
-    def upsert(self, rows: Sequence[Row]) -> None:
-        """Index ``(chunk_id, text, metadata)`` rows; an existing chunk id is replaced."""
+    def upsert(self, rows: Sequence[Row], vectors: Sequence[Sequence[float]] | None = None) -> None:
+        """Index ``(chunk_id, text, metadata)`` rows, with their vectors when given; an
+        existing chunk id is replaced."""
         with self._lock, self._db:
-            self._insert(rows)
+            self._insert(rows, vectors)
 
-    def _insert(self, rows: Sequence[Row]) -> None:
+    def _insert(self, rows: Sequence[Row], vectors: Sequence[Sequence[float]] | None) -> None:
         self._delete_ids(cid for cid, _, _ in rows)
-        for cid, text, meta in rows:
+        if vectors is not None and len(vectors) != len(rows):
+            raise ValueError(f"{len(rows)} rows but {len(vectors)} vectors")
+        packed = _pack(vectors) if vectors is not None and len(rows) else None
+        if packed is None and rows:
+            self._set_meta("vectors", "")  # some chunks have no vector copy until the store fills it
+        for i, (cid, text, meta) in enumerate(rows):
             cur = self._db.execute("INSERT INTO chunks(chunk_id, doc_id, text, meta) VALUES (?, ?, ?, ?)",
                                    (cid, str(meta.get("doc_id", "")), text, json.dumps(meta)))
             terms = analyze(index_text(text, meta), str(meta.get("lang", "")))
             self._db.execute("INSERT INTO terms(rowid, body) VALUES (?, ?)", (cur.lastrowid, " ".join(terms)))
+            if packed is not None:
+                self._db.execute("INSERT INTO vectors(id, vec) VALUES (?, ?)", (cur.lastrowid, packed[i]))
 
-    def replace_documents(self, doc_ids: Sequence[str], rows: Sequence[Row]) -> None:
-        """Make ``rows`` the only rows of ``doc_ids``, in one transaction."""
+    def replace_documents(self, doc_ids: Sequence[str], rows: Sequence[Row],
+                          vectors: Sequence[Sequence[float]] | None = None) -> None:
+        """Make ``rows`` (with ``vectors`` when given) the only rows of ``doc_ids``, in one transaction."""
         with self._lock, self._db:
             for doc_id in set(doc_ids):
-                found = [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))]
-                for rowid in found:
-                    self._db.execute("DELETE FROM terms WHERE rowid = ?", (rowid,))
-                self._db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
-            self._insert(rows)
+                for (rowid,) in self._db.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,)).fetchall():
+                    self._delete_rowid(rowid)
+            self._insert(rows, vectors)
+
+    # -- the vector copy -----------------------------------------------------------------
+
+    @property
+    def vectors_complete(self) -> bool:
+        """True when every indexed chunk is known to have its vector copied here."""
+        with self._lock:
+            return self._meta("vectors") == "complete"
+
+    def missing_vectors(self, after: int, limit: int) -> list[tuple[int, str]]:
+        """Up to ``limit`` ``(row id, chunk id)`` of chunks without a vector copy, row ids above
+        ``after``, in row id order (a caller pages with the last row id it got)."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT c.id, c.chunk_id FROM chunks c LEFT JOIN vectors v ON v.id = c.id "
+                "WHERE v.id IS NULL AND c.id > ? ORDER BY c.id LIMIT ?", (after, limit)).fetchall()
+
+    def set_vectors(self, chunk_ids: Sequence[str], vectors: Sequence[Sequence[float]]) -> None:
+        """Copy the vectors of indexed chunks (ids not indexed are skipped)."""
+        if not len(chunk_ids):
+            return
+        packed = _pack(vectors)
+        with self._lock, self._db:
+            for cid, blob in zip(chunk_ids, packed):
+                self._db.execute("INSERT OR REPLACE INTO vectors(id, vec) SELECT id, ? FROM chunks WHERE chunk_id = ?",
+                                 (blob, cid))
+
+    def mark_vectors_complete(self) -> None:
+        with self._lock, self._db:
+            self._set_meta("vectors", "complete")
 
     def delete(self, chunk_ids: Iterable[str]) -> None:
         with self._lock, self._db:
             self._delete_ids(chunk_ids)
 
     def rebuild(self, rows: Iterable[Row], revision: str) -> None:
-        """Replace the whole index with ``rows`` (read from Chroma)."""
+        """Replace the whole index with ``rows`` (read from Chroma; vectors are copied after)."""
         with self._lock, self._db:
             self._clear()
         batch: list[Row] = []
@@ -205,22 +266,48 @@ class LexicalIndex:
 
     # -- reading -----------------------------------------------------------------------
 
-    def search(self, query: str, n: int, lang: str = "") -> list[tuple[Row, float]]:
-        """Up to ``n`` ``(row, bm25)`` pairs, best first (higher is better)."""
+    def search(self, query: str, n: int, lang: str = "", where: dict[str, Any] | None = None
+               ) -> list[tuple[Row, float]]:
+        """Up to ``n`` ``(row, bm25)`` pairs, best first (higher is better), among the chunks
+        that pass ``where`` (a filter :func:`rag.prefilter.where_sql` translates; ValueError otherwise)."""
+        from rag.prefilter import where_sql
+
         terms = sorted(set(analyze(query, lang)))
         if not terms or n <= 0:
             return []
+        sql = where_sql(where) if where else None
+        if where and sql is None:
+            raise ValueError(f"the lexical index cannot apply the filter {where!r}")
         with self._lock:
             terms = self._within_budget(terms, self.max_postings)
             match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-            rows = self._db.execute(
-                # Rank inside FTS5 first: joining before the LIMIT reads every match's text.
-                "SELECT c.chunk_id, c.text, c.meta, t.score FROM (SELECT rowid, -bm25(terms) AS score "
-                "FROM terms WHERE terms MATCH ? ORDER BY bm25(terms) LIMIT ?) t JOIN chunks c ON c.id = t.rowid "
-                "ORDER BY t.score DESC",
-                (match, n),
-            ).fetchall()
+            if sql is None:
+                rows = self._db.execute(_RANKED.format(cond="1"), (match, n, n)).fetchall()
+            else:
+                rows = self._filtered(match, n, *sql)
         return [((cid, text, json.loads(meta)), float(score)) for cid, text, meta, score in rows]
+
+    def _filtered(self, match: str, n: int, cond: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """The ``n`` best BM25 matches that pass ``cond``; lock held.
+
+        First the best matches overall, as many as should hold ``2 * n`` passing ones (at most
+        :data:`FILTER_FETCH`), keeping those that pass: exact when ``n`` of them do, and as fast
+        as an unfiltered search. Otherwise every match is scored and the passing ones kept
+        (through the passing row ids when few pass: 80 ms on a million chunks for a filter
+        passing 2%, where FTS5 would look up each passing row's postings one by one).
+        """
+        count = int(self._db.execute(f"SELECT count(*) FROM chunks WHERE {cond}", params).fetchone()[0])
+        if count == 0:
+            return []
+        fetch = min(FILTER_FETCH, max(n, math.ceil(2 * n * self._size_bound() / count)))
+        rows = self._db.execute(_RANKED.format(cond=cond), (match, fetch, *params, n)).fetchall()
+        if len(rows) >= n:
+            return rows
+        every = ("WITH m AS MATERIALIZED (SELECT rowid AS id, -bm25(terms) AS score FROM terms WHERE terms MATCH ?) "
+                 "SELECT c.chunk_id, c.text, c.meta, m.score FROM m JOIN chunks c ON c.id = m.id WHERE {where} "
+                 "ORDER BY m.score DESC LIMIT ?")
+        where_ = f"m.id IN (SELECT id FROM chunks WHERE {cond})" if count <= FILTER_IDS else cond
+        return self._db.execute(every.format(where=where_), (match, *params, n)).fetchall()
 
     def doc_counts(self, query: str, lang: str = "") -> dict[str, int]:
         """How many chunks hold each of the query's terms (0: none), as :meth:`search` analyses it."""
@@ -263,6 +350,36 @@ class LexicalIndex:
         """At least the number of chunks (the largest row id), without counting them."""
         return int(self._db.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()[0])
 
+    def filter_count(self, where: dict[str, Any]) -> int | None:
+        """How many chunks pass a Chroma ``where`` filter (None: a filter
+        :func:`rag.prefilter.where_sql` cannot translate); read from the metadata indexes."""
+        from rag.prefilter import where_sql
+
+        sql = where_sql(where)
+        if sql is None:
+            return None
+        with self._lock:
+            return int(self._db.execute(f"SELECT count(*) FROM chunks WHERE {sql[0]}", sql[1]).fetchone()[0])
+
+    def passing_vectors(self, where: dict[str, Any]) -> tuple[list[str], np.ndarray] | None:
+        """The ids and vector copies (unit length, float32, one row each) of the chunks that pass
+        ``where``; None when the filter does not translate or a passing chunk has no copy."""
+        from rag.prefilter import where_sql
+
+        sql = where_sql(where)
+        if sql is None:
+            return None
+        with self._lock:
+            rows = self._db.execute(f"SELECT c.chunk_id, v.vec FROM chunks c LEFT JOIN vectors v ON v.id = c.id "
+                                    f"WHERE {sql[0]}", sql[1]).fetchall()
+        if not rows:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        blobs = [vec for _, vec in rows]
+        if any(b is None or len(b) != len(blobs[0]) for b in blobs):
+            return None
+        matrix = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(rows), -1).astype(np.float32)
+        return [cid for cid, _ in rows], matrix
+
     def filter_ids(self, where: dict[str, Any], limit: int) -> tuple[list[str], int] | None:
         """The ids of the chunks that pass a Chroma ``where`` filter and how many pass; only the
         count when more than ``limit`` do. None for a filter :func:`rag.prefilter.where_sql`
@@ -301,3 +418,13 @@ class LexicalIndex:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _pack(vectors: Sequence[Sequence[float]]) -> list[bytes]:
+    """Each vector at unit length as float16 bytes (cosine becomes a dot product)."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2:
+        raise ValueError(f"vectors must be a list of equal-length lists, got shape {matrix.shape}")
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix = matrix / np.where(norms > 0, norms, 1.0)
+    return [row.tobytes() for row in matrix.astype(np.float16)]

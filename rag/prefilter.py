@@ -5,16 +5,17 @@ Chroma evaluates a ``where`` filter by collecting every chunk each clause matche
 question), and its search within a given list of ids slows down as the list gets shorter
 (the vector graph is walked further to find enough of them). So :func:`filtered_query`
 first asks the lexical index, which keeps each chunk's metadata under SQLite indexes on
-source and date, how many chunks pass and which, and then picks the cheapest exact-enough
-way (times measured at 100,000 chunks):
+source and date and a copy of its vector, how many chunks pass, and then picks the
+cheapest exact-enough way:
 
-- at most :data:`MAX_SCAN` pass: their vectors are read and scored here (~25 ms for 400);
+- at most :data:`MAX_SCAN` pass: their vector copies are read from the lexical index and
+  scored here, and the best few scored again from Chroma's own vectors (an exact search);
 - enough pass that an unfiltered search for at most :data:`MAX_OVERFETCH` candidates
   should hold about ``2 * k`` of them: that search, keeping the candidates that pass
-  (~12 ms for a filter passing 40% of chunks, ~80 ms for 2%);
+  (~12 ms for a filter passing 40% of 100,000 chunks);
 - otherwise Chroma searches the passing ids (at most :data:`MAX_IDS`), else applies the
-  filter itself, as it does whenever the index cannot evaluate the filter or an approach
-  above comes up short.
+  filter itself, as it does whenever the index cannot evaluate the filter, lacks vector
+  copies, or an approach above comes up short.
 
 :func:`where_sql` translates the part of Chroma's filter syntax that
 :meth:`rag.types.Filters.where` writes (sources, documents, a publication date range,
@@ -31,8 +32,11 @@ import numpy as np
 if TYPE_CHECKING:
     from rag.lexical import LexicalIndex
 
-#: Most passing chunks whose vectors are read and scored here (about 50 µs each from Chroma).
-MAX_SCAN = 1_000
+#: Most passing chunks scored from the lexical index's vector copies.
+MAX_SCAN = 30_000
+#: Candidates beyond ``k`` of that scan that are scored again from Chroma's float32 vectors
+#: (the copies are float16: near-equal scores may swap).
+RESCORE = 8
 #: Most candidates fetched from an unfiltered search to keep those that pass.
 MAX_OVERFETCH = 3_000
 #: Most ids handed to Chroma's search, and read from the lexical index.
@@ -85,18 +89,24 @@ def where_sql(where: dict[str, Any]) -> tuple[str, list[Any]] | None:
 def filtered_query(col: Any, lexical: "LexicalIndex", vector: Sequence[float], k: int, where: dict[str, Any],
                    total: Callable[[], int], include: Sequence[str]) -> Result | None:
     """Chroma's ``query`` result (one query) for ``where``, or None: let Chroma filter."""
-    found = lexical.filter_ids(where, MAX_IDS)
-    if found is None:
+    count = lexical.filter_count(where)
+    if count is None:
         return None
-    ids, count = found
     try:
         if count == 0:
             return {name: [[]] for name in ("ids", *include)}
         if count <= MAX_SCAN:
-            got = col.get(ids=ids, include=["embeddings"])
-            scores = np.asarray(got["embeddings"], dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
-            best = [got["ids"][i] for i in np.argsort(-scores, kind="stable")[:k]]
-            return _fetch(col, best, [1.0 - float(s) for s in sorted(scores, reverse=True)[:k]], include)
+            scanned = lexical.passing_vectors(where)
+            if scanned is not None and scanned[0]:
+                ids, matrix = scanned
+                scores = matrix @ _unit(vector)
+                n = min(len(ids), k + RESCORE)
+                best = np.argpartition(-scores, n - 1)[:n] if n < len(ids) else np.arange(len(ids))
+                return _rescored(col, [ids[i] for i in best], vector, k, include)
+        found = lexical.filter_ids(where, MAX_IDS)
+        if found is None:
+            return None
+        ids, count = found
         n = math.ceil(2 * k * total() / count)
         if n <= MAX_OVERFETCH:
             res = col.query(query_embeddings=[list(vector)], n_results=n, include=["distances"])
@@ -111,6 +121,22 @@ def filtered_query(col: Any, lexical: "LexicalIndex", vector: Sequence[float], k
     except Exception:  # noqa: BLE001 - e.g. an id the lexical index has and Chroma no longer: Chroma filters
         return None
     return None
+
+
+def _unit(vector: Sequence[float]) -> np.ndarray:
+    v = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
+
+
+def _rescored(col: Any, ids: list[str], vector: Sequence[float], k: int, include: Sequence[str]) -> Result:
+    """The ``k`` of ``ids`` closest to ``vector`` by Chroma's stored vectors (cosine distance)."""
+    got = col.get(ids=ids, include=["embeddings"])
+    matrix = np.asarray(got["embeddings"], dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1)
+    dists = 1.0 - (matrix @ _unit(vector)) / np.where(norms > 0, norms, 1.0)
+    order = np.argsort(dists, kind="stable")[:k]
+    return _fetch(col, [got["ids"][i] for i in order], [float(dists[i]) for i in order], include)
 
 
 def _fetch(col: Any, ids: list[str], dists: list[float], include: Sequence[str]) -> Result:

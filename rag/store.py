@@ -34,14 +34,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from rag.chroma_client import Guarded, is_server, make_client, store_error, store_location, where_matches
+from rag.chunk_meta import chunk_from_meta, chunk_meta, complete_versions
 from rag.errors import EmbeddingMismatchError, StoreError
 from rag.journal import WriteJournal
 from rag.lexical import LexicalIndex, Row
-from rag.prefilter import filtered_query
+from rag.prefilter import filtered_query, where_sql
 from rag.settings import Settings
-from rag.types import Chunk, Hit, alternatives_from_json, alternatives_json, published_day
-
-_META_FIELDS = ("doc_id", "title", "source", "lang", "url", "published", "doc_hash", "author")
+from rag.types import Chunk, Hit
 
 
 @dataclass
@@ -123,6 +122,8 @@ class ChromaStore:
                 lexical.rebuild(self.iter_rows(), self._revision)
             else:
                 self._catch_up_lexical(self._revision)
+        if lexical is not None and not lexical.vectors_complete:
+            self._copy_vectors()
 
     @classmethod
     def from_settings(cls, settings: Settings, embedding_model: str) -> "ChromaStore":
@@ -193,7 +194,7 @@ class ChromaStore:
             metadatas: list[dict[str, Any]] = []
             for d in docs:
                 for c, v in zip(d.chunks, d.vectors):
-                    meta = _metadata(c, now, len(d.chunks))
+                    meta = chunk_meta(c, now, len(d.chunks))
                     if c.position == 0:
                         meta.update(d.doc_meta)
                     chunks.append(c)
@@ -208,7 +209,8 @@ class ChromaStore:
             for i in range(0, len(stale), size):
                 self._col.delete(ids=stale[i : i + size])
             if self.lexical is not None:
-                self.lexical.replace_documents(doc_ids, [(c.id, c.text, m) for c, m in zip(chunks, metadatas)])
+                self.lexical.replace_documents(doc_ids, [(c.id, c.text, m) for c, m in zip(chunks, metadatas)],
+                                               vectors)
             self._bump_revision()
         return len(stale)
 
@@ -222,14 +224,14 @@ class ChromaStore:
             by_doc[c.doc_id].vectors.append(v)
         with self._writing(list(by_doc)):
             now = time.time()
-            metadatas = [_metadata(c, now, c.n_chunks) for c in chunks]
+            metadatas = [chunk_meta(c, now, c.n_chunks) for c in chunks]
             size = self._batch()
             for i in range(0, len(chunks), size):
                 part = slice(i, i + size)
                 self._col.upsert(ids=[c.id for c in chunks[part]], embeddings=[list(v) for v in vectors[part]],
                                  documents=[c.text for c in chunks[part]], metadatas=metadatas[part])
             if self.lexical is not None:
-                self.lexical.upsert([(c.id, c.text, m) for c, m in zip(chunks, metadatas)])
+                self.lexical.upsert([(c.id, c.text, m) for c, m in zip(chunks, metadatas)], vectors)
             self._bump_revision()
 
     def replace_document(self, doc_id: str, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int:
@@ -260,6 +262,7 @@ class ChromaStore:
             self._col.update(ids=ids, metadatas=metas)
             if self.lexical is not None:
                 self.lexical.replace_documents([doc_id], list(zip(ids, texts, metas)))
+                self._copy_vectors(ids)
             self._bump_revision()
         return len(ids)
 
@@ -290,6 +293,7 @@ class ChromaStore:
         if self.lexical is not None:
             kept_ids, texts, kept_metas = self._get(ids=sorted(kept), include=("documents", "metadatas"))
             self.lexical.replace_documents(list(doc_ids), list(zip(kept_ids, texts, kept_metas)))
+            self._copy_vectors(kept_ids)
         self._bump_revision()
 
     # -- reading -------------------------------------------------------------------
@@ -377,7 +381,8 @@ class ChromaStore:
     def get_chunks(self, doc_id: str) -> list[Chunk]:
         """A document's chunks in order."""
         res = self._col.get(where={"doc_id": doc_id}, include=["documents", "metadatas"])
-        chunks = [_chunk(i, t, m) for i, t, m in zip(res["ids"], res["documents"] or [], res["metadatas"] or [])]
+        rows = zip(res["ids"], res["documents"] or [], res["metadatas"] or [])
+        chunks = [chunk_from_meta(i, t, m) for i, t, m in rows]
         return sorted(chunks, key=lambda c: c.position)
 
     def query(self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None) -> list[Hit]:
@@ -396,7 +401,7 @@ class ChromaStore:
         ids, docs, metas, dists = res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]
         # A vector index that lags the metadata (another process deleted the chunk) returns the
         # id without metadata: the chunk is gone.
-        return [Hit(_chunk(i, t or "", m), 1.0 - float(d)) for i, t, m, d in zip(ids, docs, metas, dists) if m]
+        return [Hit(chunk_from_meta(i, t or "", m), 1.0 - float(d)) for i, t, m, d in zip(ids, docs, metas, dists) if m]
 
     # -- other writers ---------------------------------------------------------------
 
@@ -475,8 +480,26 @@ class ChromaStore:
         if changed:
             ids, texts, metas = self._get(doc_ids=sorted(changed), include=("documents", "metadatas"))
             lexical.replace_documents(sorted(changed), list(zip(ids, texts, metas)))
+            self._copy_vectors(ids)
         lexical.set_revision(revision)
         self.lexical_caught_up = sorted(changed)
+
+    def _copy_vectors(self, ids: Sequence[str] | None = None, page: int = 2000) -> None:
+        """Copy the vectors of ``ids`` from Chroma into the lexical index (see
+        :meth:`rag.lexical.LexicalIndex.passing_vectors`); None: of every chunk it has none for."""
+        lexical = self.lexical
+        assert lexical is not None
+        if ids is not None:
+            for i in range(0, len(ids), page):
+                res = self._col.get(ids=list(ids[i : i + page]), include=["embeddings"])
+                lexical.set_vectors(res["ids"], res["embeddings"])
+            return
+        after = 0
+        while missing := lexical.missing_vectors(after, page):
+            after = missing[-1][0]
+            res = self._col.get(ids=[cid for _, cid in missing], include=["embeddings"])
+            lexical.set_vectors(res["ids"], res["embeddings"])
+        lexical.mark_vectors_complete()
 
     def _all_ids(self, page: int = 5000) -> Iterator[str]:
         total = self.count()
@@ -509,6 +532,10 @@ class ChromaStore:
         if self.lexical is None:
             return []
         self.refresh()
+        if where and where_sql(where) is not None:
+            # The index applies the filter inside the search (source and date are indexed there).
+            ranked = self.lexical.search(text, k, lang, where)
+            return [Hit(chunk_from_meta(cid, t, meta), score) for (cid, t, meta), score in ranked]
         # Over-fetch when filtering: BM25 ranks before the filter applies.
         ranked = self.lexical.search(text, k * 4 if where else k, lang)
         if where and ranked and where_matches(where, {}) is None:
@@ -518,7 +545,7 @@ class ChromaStore:
             ranked = [r for r in ranked if r[0][0] in allowed]
         elif where:
             ranked = [r for r in ranked if where_matches(where, r[0][2])]
-        return [Hit(_chunk(cid, t, meta), score) for (cid, t, meta), score in ranked[:k]]
+        return [Hit(chunk_from_meta(cid, t, meta), score) for (cid, t, meta), score in ranked[:k]]
 
     def lexical_doc_counts(self, text: str, lang: str = "") -> tuple[dict[str, int], int]:
         """How many chunks hold each lexical term of ``text``, and how many chunks there are in all
@@ -527,28 +554,6 @@ class ChromaStore:
             return {}, 0
         self.refresh()
         return self.lexical.doc_counts(text, lang), self.lexical.count()
-
-
-def complete_versions(ids: Sequence[str], metas: Sequence[dict[str, Any]]) -> dict[str, set[str]]:
-    """Each document's newest complete version, as its chunk ids (documents with none left out).
-
-    A version is the chunks of a document sharing a ``doc_hash``; it is complete when it holds
-    ``n_chunks`` chunks at positions 0..n-1 (chunks that do not record ``n_chunks`` count as
-    complete). The newest is the one written last (``ingested_at``).
-    """
-    versions: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
-    for cid, meta in zip(ids, metas):
-        versions.setdefault((str(meta.get("doc_id")), str(meta.get("doc_hash", ""))), []).append((cid, meta))
-    keep: dict[str, tuple[float, set[str]]] = {}
-    for (doc_id, _), rows in versions.items():
-        n = int(rows[0][1].get("n_chunks", 0) or 0)
-        positions = sorted(int(m.get("position", -1)) for _, m in rows)
-        if n and positions != list(range(n)):
-            continue
-        when = max(float(m.get("ingested_at", 0.0)) for _, m in rows)
-        if doc_id not in keep or when > keep[doc_id][0]:
-            keep[doc_id] = (when, {cid for cid, _ in rows})
-    return {doc_id: chunk_ids for doc_id, (_, chunk_ids) in keep.items()}
 
 
 def _local_name(settings: Settings) -> str:
@@ -564,31 +569,3 @@ def lexical_path(settings: Settings) -> Path:
 def journal_path(settings: Settings) -> Path:
     """Where writes to the configured collection note what they are changing (see :mod:`rag.journal`)."""
     return settings.data_dir / "journal" / f"{_local_name(settings)}.json"
-
-
-def _metadata(c: Chunk, now: float, n_chunks: int) -> dict[str, Any]:
-    meta: dict[str, Any] = {name: getattr(c, name) for name in _META_FIELDS}
-    meta.update(position=c.position, start=c.start, end=c.end, ingested_at=now, n_chunks=n_chunks)
-    if c.page:
-        meta["page"] = c.page
-    if c.alternatives:
-        meta["alternatives"] = alternatives_json(c.alternatives)
-    day = published_day(c.published)
-    if day is not None:
-        meta["published_day"] = day
-    return meta
-
-
-def _chunk(chunk_id: str, text: str, meta: Any) -> Chunk:
-    return Chunk(
-        id=chunk_id,
-        doc_id=str(meta["doc_id"]),
-        text=text,
-        position=int(meta.get("position", 0)),
-        start=int(meta.get("start", 0)),
-        end=int(meta.get("end", 0)),
-        page=int(meta.get("page", 0) or 0),
-        n_chunks=int(meta.get("n_chunks", 0) or 0),
-        alternatives=alternatives_from_json(str(meta.get("alternatives", ""))),
-        **{name: str(meta.get(name, "")) for name in _META_FIELDS if name != "doc_id"},
-    )

@@ -22,12 +22,13 @@ from eval.dataset import load_set
 from eval.runner import RunOptions, run_eval
 from ingest import ingest
 from rag.assistant import Assistant
+from rag.chunk_meta import complete_versions
 from rag.cli import main
 from rag.embeddings import Embedder
 from rag.errors import StoreError
 from rag.lexical import LexicalIndex
 from rag.settings import Settings
-from rag.store import ChromaStore, complete_versions
+from rag.store import ChromaStore
 from tests.chroma_server import ChromaServer, chroma_script
 from tests.conftest import ALIBABA, FACT_QUESTION, ROOT, SAMPLE_ARTICLES, SAMPLE_QUESTIONS, HashEmbedder
 from tests.test_http_api import fake_llm

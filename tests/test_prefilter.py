@@ -119,3 +119,74 @@ def test_a_long_question_keeps_its_rarest_terms_within_the_postings_budget(tmp_p
     assert [row[0] for row, _ in index.search(question, 5, "id")][0] == full[0] == "rare"
     index.max_postings = 10_000  # 7 terms x 201 chunks fit: nothing dropped
     assert index._within_budget(["hari", "ningbo"], 10_000) == ["hari", "ningbo"]
+
+
+def test_every_chunk_has_its_vector_copied_and_scored_like_chroma(store: ChromaStore) -> None:
+    lexical = store.lexical
+    assert lexical is not None and lexical.vectors_complete
+    ids, matrix = lexical.passing_vectors(Filters(sources=["Kompas"]).where())  # type: ignore[arg-type,misc]
+    assert len(ids) == 150 and matrix.shape == (150, DIM)
+    stored = store._col.get(ids=ids[:5], include=["embeddings"])
+    for cid, vec in zip(stored["ids"], stored["embeddings"]):
+        assert np.allclose(matrix[ids.index(cid)], vec, atol=2e-3)  # float16 copies of unit vectors
+
+
+def test_an_index_without_vector_copies_gets_them_from_chroma_and_searches_meanwhile(
+        store: ChromaStore, tmp_path: Path) -> None:
+    from rag.lexical import LexicalIndex
+
+    # An index written before the copies existed (or by a writer killed before copying them).
+    lexical = store.lexical
+    assert lexical is not None
+    with lexical._lock, lexical._db:
+        lexical._db.execute("DELETE FROM vectors WHERE id % 3 = 0")
+        lexical._set_meta("vectors", "")
+    where = Filters(sources=["Tempo"]).where()
+    assert where is not None and lexical.passing_vectors(where) is None
+    v = [0.0, 1.0] + [0.0] * (DIM - 2)
+    assert [h.chunk.id for h in store.query(v, 10, where)] == chroma_only(store, v, 10, where)  # another way
+    reopened = ChromaStore(store.client, store.name, "test/prefilter", lexical=LexicalIndex(lexical.path))
+    assert reopened.lexical is not None and reopened.lexical.vectors_complete
+    found = reopened.lexical.passing_vectors(where)
+    assert found is not None and len(found[0]) == 150
+    assert [h.chunk.id for h in reopened.query(v, 10, where)] == chroma_only(store, v, 10, where)
+
+
+def test_a_metadata_change_keeps_the_vector_copies(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, collection="meta-change")
+    s = ChromaStore.from_settings(settings, "test/prefilter")
+    vectors = np.eye(DIM, dtype=np.float32)[:6]
+    s.upsert([Chunk(id=f"m{i}", doc_id="doc", text=f"teks {i}", position=i, start=0, end=6, source="Kompas")
+              for i in range(6)], vectors.tolist())
+    assert s.update_document_metadata("doc", {"source": "Tempo"}) == 6
+    assert s.lexical is not None
+    found = s.lexical.passing_vectors(Filters(sources=["Tempo"]).where())  # type: ignore[arg-type]
+    assert found is not None and sorted(found[0]) == [f"m{i}" for i in range(6)]
+    assert [h.chunk.id for h in s.query(vectors[4].tolist(), 1, Filters(sources=["Tempo"]).where())] == ["m4"]
+
+
+@pytest.mark.parametrize("fetch, ids", [(5_000, 50_000), (20, 50_000), (20, 0)],
+                         ids=["best-matches-first", "every-match-by-row-id", "every-match-joined"])
+def test_bm25_applies_a_narrow_filter_inside_the_search(tmp_path: Path, fetch: int, ids: int,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # 300 chunks say "saham"; the 6 of one outlet are among the weakest BM25 matches. A search
+    # that filtered after ranking (even over four times k) would return none of them.
+    from rag import lexical
+
+    monkeypatch.setattr(lexical, "FILTER_FETCH", fetch)
+    monkeypatch.setattr(lexical, "FILTER_IDS", ids)
+    settings = Settings(data_dir=tmp_path, collection="bm25-filter")
+    s = ChromaStore.from_settings(settings, "test/prefilter")
+    chunks = []
+    for i in range(300):
+        rare = i % 50 == 7
+        text = ("saham " * (1 if rare else 5)) + ("pasar modal bergerak lambat " * (6 if rare else 1)) + str(i)
+        chunks.append(Chunk(id=f"b{i}", doc_id=f"d{i}", text=text, position=0, start=0, end=len(text),
+                            source="Rare" if rare else "Common", lang="id"))
+    s.upsert(chunks, np.random.default_rng(1).standard_normal((300, DIM)).tolist())
+    where = Filters(sources=["Rare"]).where()
+    hits = s.lexical_query("saham", 5, where, "id")
+    assert len(hits) == 5 and {h.chunk.source for h in hits} == {"Rare"}
+    assert all(h.chunk.id not in {x.chunk.id for x in s.lexical_query("saham", 20, None, "id")} for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert {h.chunk.id for h in s.lexical_query("saham", 50, where, "id")} == {f"b{i}" for i in range(7, 300, 50)}

@@ -10,8 +10,9 @@ import fcntl
 import os
 
 from ingest.chunk import chunk_document
+from rag.chunk_meta import chunk_meta as _metadata
 from rag.settings import Settings
-from rag.store import ChromaStore, DocWrite, _metadata
+from rag.store import ChromaStore, DocWrite
 from rag.types import Chunk, Document
 
 X = [1.0, 0.0]
