@@ -76,6 +76,16 @@ class WriteJournal:
             self._unlock(fd)
 
     @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the lock, leaving the note as it is (a dead writer's note stays for recovery)."""
+        fd = self._lock(blocking=True)
+        assert fd is not None
+        try:
+            yield
+        finally:
+            self._unlock(fd)
+
+    @contextmanager
     def recovering(self) -> Iterator[list[str] | None]:
         """The ids a dead writer left in the note (None: no note, or its writer is alive).
 

@@ -37,7 +37,7 @@ import re
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -241,6 +241,24 @@ class LexicalIndex:
             for cid, blob in zip(chunk_ids, packed):
                 self._db.execute("INSERT OR REPLACE INTO vectors(id, vec) SELECT id, ? FROM chunks WHERE chunk_id = ?",
                                  (blob, cid))
+
+    def pages(self, size: int = 1000) -> Iterator[tuple[list[Row], np.ndarray | None]]:
+        """Every indexed chunk with its vector copy, ``size`` at a time in row order; a page's
+        vectors are None when a chunk of it has no copy."""
+        after = 0
+        while True:
+            with self._lock:
+                got = self._db.execute("SELECT c.id, c.chunk_id, c.text, c.meta, v.vec FROM chunks c "
+                                       "LEFT JOIN vectors v ON v.id = c.id WHERE c.id > ? ORDER BY c.id LIMIT ?",
+                                       (after, size)).fetchall()
+            if not got:
+                return
+            after = got[-1][0]
+            rows: list[Row] = [(cid, text, json.loads(meta)) for _, cid, text, meta, _ in got]
+            blobs = [vec for *_, vec in got]
+            whole = all(b is not None and len(b) == len(blobs[0]) for b in blobs)
+            yield rows, (np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(got), -1).astype(np.float32)
+                         if whole else None)
 
     def mark_vectors_complete(self) -> None:
         with self._lock, self._db:

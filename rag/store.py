@@ -39,6 +39,7 @@ from rag.errors import EmbeddingMismatchError, StoreError
 from rag.journal import WriteJournal
 from rag.lexical import LexicalIndex, Row
 from rag.prefilter import filtered_query, where_sql
+from rag.salvage import is_damaged_index, rebuild_from_lexical
 from rag.settings import Settings
 from rag.types import Chunk, Hit
 
@@ -95,16 +96,9 @@ class ChromaStore:
         self._reopen = reopen
         self._generation = _CURRENT.get(self.where, (0, None))[0]
         self._refresh_lock = threading.Lock()
-        try:
-            self._col = Guarded(client.get_or_create_collection(
-                name=collection,
-                metadata={"embedding_model": embedding_model},
-                configuration={"hnsw": {"space": "cosine"}},
-                embedding_function=None,
-            ), self.where, self._server)
-        except Exception as e:
-            raise StoreError(f"cannot open collection {collection!r}: {store_error(e, self.where, self._server)}"
-                             ) from e
+        self._col = self._open_collection(client)
+        if reopen is not None and lexical is not None:
+            self._salvage()
         stored = (self._col.metadata or {}).get("embedding_model")
         if stored and stored != embedding_model:
             raise EmbeddingMismatchError(
@@ -124,6 +118,36 @@ class ChromaStore:
                 self._catch_up_lexical(self._revision)
         if lexical is not None and not lexical.vectors_complete:
             self._copy_vectors()
+
+    def _open_collection(self, client: Any) -> Guarded:
+        try:
+            return Guarded(client.get_or_create_collection(
+                name=self.name,
+                metadata={"embedding_model": self.embedding_model},
+                configuration={"hnsw": {"space": "cosine"}},
+                embedding_function=None,
+            ), self.where, self._server)
+        except Exception as e:
+            raise StoreError(f"cannot open collection {self.name!r}: {store_error(e, self.where, self._server)}"
+                             ) from e
+
+    def _salvage(self) -> None:
+        """Rebuild an embedded collection whose vector index a killed process damaged (:mod:`rag.salvage`)."""
+        assert self._reopen is not None and self.lexical is not None
+        try:
+            self._col.count()  # the first read applies Chroma's log to its index, or fails
+            return
+        except StoreError as e:
+            if not is_damaged_index(e):
+                raise
+        folder = Path(self.client.get_settings().persist_directory)
+        with self.journal.exclusive() if self.journal is not None else nullcontext():
+            client = rebuild_from_lexical(folder, self.lexical, self._reopen, self._open_collection)
+            with _CURRENT_LOCK:
+                generation = max(_CURRENT.get(self.where, (0, None))[0], self._generation) + 1
+                self._adopt(client, generation)
+                _CURRENT[self.where] = (generation, client)
+            self._bump_revision()
 
     @classmethod
     def from_settings(cls, settings: Settings, embedding_model: str) -> "ChromaStore":

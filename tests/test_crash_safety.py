@@ -127,12 +127,16 @@ def test_sigkill_at_random_moments_leaves_documents_whole_or_absent(tmp_path: Pa
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         journal = data_dir / "journal" / "kabar.json"
         if version % 2:
-            # Most of a run is imports and opening the store: wait for the first write, then kill
-            # at a random moment of the writing.
+            # Most of a run is imports and opening the store, and between writes it embeds: wait
+            # for the first write, let a random part of the writing pass, then kill inside the
+            # next write under way (a run's writing takes about a second here).
             deadline = time.monotonic() + 30
             while not journal.exists() and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.005)
-            time.sleep(rng.uniform(0.0, 1.5))
+            time.sleep(rng.uniform(0.0, 0.8))
+            while not journal.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.001)
+            time.sleep(rng.uniform(0.0, 0.01))
         else:
             time.sleep(rng.uniform(0.5, 5.0))  # anywhere: while importing, opening, loading or writing
         proc.send_signal(signal.SIGKILL)

@@ -99,3 +99,65 @@ def test_a_live_writers_note_is_left_alone(settings: Settings, store: ChromaStor
         os.close(fd)
     store = reopen(settings, store)
     assert store.chunk_ids("d") == []
+
+
+def damaged_store(tmp_path: object, copies: bool = True) -> tuple[Settings, list[list[str]], list[list[float]]]:
+    """A store of 3,000 chunks whose HNSW files a killed process left unreadable, and what
+    five dense searches found before the damage."""
+    import random
+    from pathlib import Path
+
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    settings = Settings(data_dir=Path(str(tmp_path)), collection="damaged")
+    store = ChromaStore.from_settings(settings, "test/salvage")
+    rng = random.Random(3)
+    for lo in range(0, 3000, 500):  # reads between writes: Chroma persists its index files
+        part = [Chunk(id=f"c{i}", doc_id=f"d{i // 3}", text=f"teks nomor {i}", position=i % 3, start=0, end=12,
+                      source="Kompas" if i % 2 else "Tempo", published="2024-05-01") for i in range(lo, lo + 500)]
+        store.upsert(part, [[rng.gauss(0, 1) for _ in range(16)] for _ in part])
+        store.query([1.0] * 16, 2)
+    probes = [[rng.gauss(0, 1) for _ in range(16)] for _ in range(5)]
+    before = [[h.chunk.id for h in store.query(v, 5)] for v in probes]
+    assert store.lexical is not None
+    if not copies:
+        with store.lexical._lock, store.lexical._db:
+            store.lexical._db.execute("DELETE FROM vectors WHERE id % 100 = 0")
+    store.lexical.close()
+    SharedSystemClient.clear_system_cache()
+    [segment] = [p for p in (settings.data_dir / "chroma").iterdir() if (p / "header.bin").exists()]
+    (segment / "header.bin").write_bytes(os.urandom(100))  # what a kill in the middle of writing it leaves
+    return settings, before, probes
+
+
+def test_a_damaged_vector_index_is_rebuilt_from_the_lexical_copies(tmp_path: object) -> None:
+    from rag.chroma_client import make_client
+
+    settings, before, probes = damaged_store(tmp_path)
+    broken = make_client(settings, fresh=True).get_collection("damaged")
+    try:
+        broken.count()
+        raise AssertionError("the damage did not take")
+    except Exception as e:  # noqa: BLE001 - Chroma's own error type
+        assert "hnsw segment" in str(e)
+    store = ChromaStore.from_settings(settings, "test/salvage")
+    assert store.count() == 3000
+    assert [[h.chunk.id for h in store.query(v, 5)] for v in probes] == before
+    [hit] = store.query(probes[0], 1, {"source": "Kompas"})
+    assert hit.chunk.text == f"teks nomor {hit.chunk.id[1:]}" and hit.chunk.published == "2024-05-01"
+    assert len(store.get_chunks("d7")) == 3
+    kept = [p.name for p in settings.data_dir.iterdir() if p.name.startswith("chroma.damaged-")]
+    assert len(kept) == 1  # the damaged folder is kept, never deleted
+    store.upsert([Chunk(id="new", doc_id="new", text="baru", position=0, start=0, end=4)], [[1.0] * 16])
+    assert reopen(settings, store).count() == 3001
+
+
+def test_a_damaged_index_without_copies_says_what_to_do_and_moves_nothing(tmp_path: object) -> None:
+    import pytest
+
+    from rag.errors import StoreError
+
+    settings, _, _ = damaged_store(tmp_path, copies=False)
+    with pytest.raises(StoreError, match=r"damaged .* `kabar ingest`"):
+        ChromaStore.from_settings(settings, "test/salvage")
+    assert not [p for p in settings.data_dir.iterdir() if p.name.startswith("chroma.damaged-")]
