@@ -224,6 +224,8 @@ def run_question(assistant: Assistant, q: Question, answers: bool, judge: Judge 
         answer=outcome.answer, refused=answer.refused if answer else None,
         grounding=answer.grounding if answer else None, coverage=answer.coverage if answer else None,
         support=answer.support if answer else None,
+        confidence=answer.confidence if answer else None,
+        answer_logprobs=list(answer.usage.logprobs) if answer else [],
         model_answer=answer.model_text if answer else None,
         flags=list(answer.flags) if answer else [],
         citations=[CitationRef(c.number, c.doc_id, c.chunk_id) for c in cited],

@@ -31,6 +31,7 @@ from rag.lang import detect_lang
 from rag.llm import Message, OpenAIChat
 from rag.passage_check import passage_states_answer
 from rag.prompt import build_messages, refusal_text, select_sources
+from rag.refusal import answer_confidence
 from rag.refusal import decide as decide_refusal
 from rag.retrieval import hybrid_search, mentioned_publications
 from rag.settings import Settings
@@ -226,7 +227,8 @@ class Assistant:
         parts: list[str] = []
         usage = Usage()
         first_token_s = 0.0
-        for item in llm.stream(prep.messages, temp, self.settings.max_answer_tokens):
+        for item in llm.stream(prep.messages, temp, self.settings.max_answer_tokens,
+                               logprobs=self.settings.min_confidence > 0):
             if isinstance(item, Usage):
                 usage = item
                 continue
@@ -239,7 +241,7 @@ class Assistant:
         check = ((lambda n: passage_states_answer(llm, prep.messages, raw, prep.query, n))
                  if self.settings.min_support > 0 else None)
         decision = decide_refusal(prep.query, text, [c.number for c in citations], prep.sources, self.settings,
-                                  check)
+                                  check, answer_confidence(usage.logprobs) if usage.logprobs else None)
         refused, grounded, covered = decision.refused, decision.grounding, decision.coverage
         if decision.reason:
             flags.append(f"declined: {decision.reason} (the model said: {text!r})")
@@ -258,6 +260,7 @@ class Assistant:
             grounding=grounded,
             coverage=covered,
             support=decision.support,
+            confidence=decision.confidence,
             model_text=raw,
             model=llm.model,
             query=prep.query,

@@ -56,11 +56,9 @@ FILTER_FETCH = 5_000
 #: Most passing chunks a filtered search that must score every match selects by row id.
 FILTER_IDS = 50_000
 
-# The best ``?`` matches overall (ranked inside FTS5 first: joining before the LIMIT reads
-# every match's text), then the best ``?`` of them that pass ``cond``.
+# The best ``?`` matches (ranked inside FTS5 first: joining before the LIMIT reads every match's text).
 _RANKED = ("SELECT c.chunk_id, c.text, c.meta, t.score FROM (SELECT rowid, -bm25(terms) AS score FROM terms "
-           "WHERE terms MATCH ? ORDER BY bm25(terms) LIMIT ?) t JOIN chunks c ON c.id = t.rowid WHERE {cond} "
-           "ORDER BY t.score DESC LIMIT ?")
+           "WHERE terms MATCH ? ORDER BY bm25(terms) LIMIT ?) t JOIN chunks c ON c.id = t.rowid ORDER BY t.score DESC")
 
 #: A stored chunk as Chroma holds it: id, text, metadata.
 Row = tuple[str, str, dict[str, Any]]
@@ -93,7 +91,6 @@ class LexicalIndex:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self._lock = threading.Lock()
-        self._vocab = False
         self.max_postings = MAX_POSTINGS
         with self._lock, self._db:
             self._db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
@@ -119,6 +116,17 @@ class LexicalIndex:
                 CREATE INDEX IF NOT EXISTS chunks_day ON chunks(json_extract(meta, '$.published_day'), chunk_id);
                 """
             )
+        # BM25 searches read through a connection of their own, so that a search in one thread
+        # and a filtered dense search's reads (rag.prefilter) in another run side by side.
+        if self.path == ":memory:":
+            self._search_db, self._search_lock = self._db, self._lock
+        else:
+            self._search_db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+            self._search_lock = threading.Lock()
+        # fts5vocab reads the index's own term statistics; it lives with its connection.
+        with self._search_lock:
+            self._search_db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.terms_vocab "
+                                    "USING fts5vocab(main, terms, row)")
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -296,54 +304,62 @@ class LexicalIndex:
         sql = where_sql(where) if where else None
         if where and sql is None:
             raise ValueError(f"the lexical index cannot apply the filter {where!r}")
-        with self._lock:
+        with self._search_lock:
             terms = self._within_budget(terms, self.max_postings)
             match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
             if sql is None:
-                rows = self._db.execute(_RANKED.format(cond="1"), (match, n, n)).fetchall()
+                rows = self._search_db.execute(_RANKED, (match, n)).fetchall()
             else:
                 rows = self._filtered(match, n, *sql)
         return [((cid, text, json.loads(meta)), float(score)) for cid, text, meta, score in rows]
 
     def _filtered(self, match: str, n: int, cond: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        """The ``n`` best BM25 matches that pass ``cond``; lock held.
+        """The ``n`` best BM25 matches that pass ``cond``; search lock held.
 
         First the best matches overall, as many as should hold ``2 * n`` passing ones (at most
-        :data:`FILTER_FETCH`), keeping those that pass: exact when ``n`` of them do, and as fast
-        as an unfiltered search. Otherwise every match is scored and the passing ones kept
-        (through the passing row ids when few pass: 80 ms on a million chunks for a filter
-        passing 2%, where FTS5 would look up each passing row's postings one by one).
+        :data:`FILTER_FETCH`), keeping those that pass: exact when ``n`` of them do or when that
+        was every match, and as fast as an unfiltered search. Otherwise every match is scored
+        and the passing ones kept (through the passing row ids when few pass, where FTS5 would
+        otherwise look up each passing row's postings one by one: seconds on a million chunks).
         """
-        count = int(self._db.execute(f"SELECT count(*) FROM chunks WHERE {cond}", params).fetchone()[0])
+        count = int(self._search_db.execute(f"SELECT count(*) FROM chunks WHERE {cond}", params).fetchone()[0])
         if count == 0:
             return []
         fetch = min(FILTER_FETCH, max(n, math.ceil(2 * n * self._size_bound() / count)))
-        rows = self._db.execute(_RANKED.format(cond=cond), (match, fetch, *params, n)).fetchall()
-        if len(rows) >= n:
-            return rows
+        best = self._search_db.execute("SELECT rowid, -bm25(terms) FROM terms WHERE terms MATCH ? ORDER BY bm25(terms) "
+                                "LIMIT ?", (match, fetch)).fetchall()
+        score = dict(best)
+        passing: list[int] = []
+        for i in range(0, len(best), 500):
+            part = [rowid for rowid, _ in best[i : i + 500]]
+            marks = ", ".join("?" * len(part))
+            passing += [r[0] for r in self._search_db.execute(f"SELECT id FROM chunks WHERE id IN ({marks}) AND {cond}",
+                                                       [*part, *params])]
+        if len(passing) >= n or len(best) < fetch:
+            top = sorted(passing, key=lambda rowid: -score[rowid])[:n]
+            marks = ", ".join("?" * len(top))
+            rows = {r[0]: r[1:] for r in self._search_db.execute(
+                f"SELECT id, chunk_id, text, meta FROM chunks WHERE id IN ({marks})", top)}
+            return [(*rows[rowid], score[rowid]) for rowid in top if rowid in rows]
         every = ("WITH m AS MATERIALIZED (SELECT rowid AS id, -bm25(terms) AS score FROM terms WHERE terms MATCH ?) "
                  "SELECT c.chunk_id, c.text, c.meta, m.score FROM m JOIN chunks c ON c.id = m.id WHERE {where} "
                  "ORDER BY m.score DESC LIMIT ?")
         where_ = f"m.id IN (SELECT id FROM chunks WHERE {cond})" if count <= FILTER_IDS else cond
-        return self._db.execute(every.format(where=where_), (match, *params, n)).fetchall()
+        return self._search_db.execute(every.format(where=where_), (match, *params, n)).fetchall()
 
     def doc_counts(self, query: str, lang: str = "") -> dict[str, int]:
         """How many chunks hold each of the query's terms (0: none), as :meth:`search` analyses it."""
         terms = sorted(set(analyze(query, lang)))
         if not terms:
             return {}
-        with self._lock:
+        with self._search_lock:
             found = self._doc_counts(terms)
         return {t: int(found.get(t, 0)) for t in terms}
 
     def _doc_counts(self, terms: Sequence[str]) -> dict[str, int]:
-        """Chunks holding each indexed term of ``terms`` (absent terms left out); lock held."""
-        if not self._vocab:
-            # fts5vocab reads the index's own term statistics; it lives with this connection.
-            self._db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.terms_vocab USING fts5vocab(main, terms, row)")
-            self._vocab = True
+        """Chunks holding each indexed term of ``terms`` (absent terms left out); search lock held."""
         marks = ", ".join("?" * len(terms))
-        return dict(self._db.execute(f"SELECT term, doc FROM temp.terms_vocab WHERE term IN ({marks})",
+        return dict(self._search_db.execute(f"SELECT term, doc FROM temp.terms_vocab WHERE term IN ({marks})",
                                      list(terms)).fetchall())
 
     def _within_budget(self, terms: list[str], budget: int) -> list[str]:
@@ -366,7 +382,7 @@ class LexicalIndex:
 
     def _size_bound(self) -> int:
         """At least the number of chunks (the largest row id), without counting them."""
-        return int(self._db.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()[0])
+        return int(self._search_db.execute("SELECT coalesce(max(id), 0) FROM chunks").fetchone()[0])
 
     def filter_count(self, where: dict[str, Any]) -> int | None:
         """How many chunks pass a Chroma ``where`` filter (None: a filter
@@ -436,6 +452,9 @@ class LexicalIndex:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        if self._search_db is not self._db:
+            with self._search_lock:
+                self._search_db.close()
 
 
 def _pack(vectors: Sequence[Sequence[float]]) -> list[bytes]:

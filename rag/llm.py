@@ -84,12 +84,13 @@ class OpenAIChat:
         return _translate_errors(self)
 
     def stream(self, messages: Sequence[Message], temperature: float = 0.1, max_tokens: int = 256,
-               stop: Sequence[str] | None = None) -> Iterator[StreamItem]:
-        """Yield the answer's text as it arrives, then a :class:`Usage`."""
+               stop: Sequence[str] | None = None, logprobs: bool = False) -> Iterator[StreamItem]:
+        """Yield the answer's text as it arrives, then a :class:`Usage` (with each token's
+        log-probability when ``logprobs`` and the server sends them)."""
         with self._active_lock:
             self.active += 1
         try:
-            yield from self._stream(messages, temperature, max_tokens, stop)
+            yield from self._stream(messages, temperature, max_tokens, stop, logprobs)
         finally:
             with self._active_lock:
                 self.active -= 1
@@ -126,9 +127,11 @@ class OpenAIChat:
         return error
 
     def _stream(self, messages: Sequence[Message], temperature: float, max_tokens: int,
-                stop: Sequence[str] | None) -> Iterator[StreamItem]:
+                stop: Sequence[str] | None, logprobs: bool = False) -> Iterator[StreamItem]:
         model = self.model
         parts: list[str] = []
+        scored: list[tuple[str, float]] = []
+        extra: dict[str, Any] = {"logprobs": True} if logprobs else {}
         usage: Usage | None = None
         events = 0
         attempt = 0
@@ -138,12 +141,15 @@ class OpenAIChat:
                     response = self._get().chat.completions.create(
                         model=model, messages=list(messages), temperature=temperature, max_tokens=max_tokens,
                         stream=True, stream_options={"include_usage": True}, stop=list(stop) if stop else None,
+                        **extra,
                     )
                     for event in response:
                         events += 1
                         if getattr(event, "usage", None):
                             usage = Usage(event.usage.prompt_tokens or 0, event.usage.completion_tokens or 0)
                         for choice in event.choices or []:
+                            content = getattr(getattr(choice, "logprobs", None), "content", None) or []
+                            scored += [(str(t.token), float(t.logprob)) for t in content]
                             piece = getattr(choice.delta, "content", None)
                             if piece:
                                 parts.append(piece)
@@ -164,11 +170,14 @@ class OpenAIChat:
             attempt += 1
             events = 0
             usage = None
+            scored = []
         if not events:
             raise LLMError(f"the LLM server at {self.where} sent no answer (an empty or unreadable stream)")
         if usage is None:  # the server did not report usage: estimate with tiktoken
             prompt = sum(count_tokens(m["content"]) for m in messages)
             usage = Usage(prompt, count_tokens("".join(parts)), estimated=True)
+        if scored:
+            usage.logprobs = tuple(scored)
         yield usage
 
     def complete(self, messages: Sequence[Message], temperature: float = 0.0, max_tokens: int = 128) -> str:

@@ -284,10 +284,10 @@ class LocalLlamaChat(OpenAIChat):
         return self
 
     def stream(self, messages: Sequence[Message], temperature: float = 0.1, max_tokens: int = 256,
-               stop: Sequence[str] | None = None) -> Iterator[StreamItem]:
+               stop: Sequence[str] | None = None, logprobs: bool = False) -> Iterator[StreamItem]:
         self.start()
         try:
-            yield from super().stream(messages, temperature, max_tokens, stop)
+            yield from super().stream(messages, temperature, max_tokens, stop, logprobs)
         except LLMError as e:
             if isinstance(e, LLMServerStoppedError):
                 raise

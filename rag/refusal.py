@@ -13,7 +13,10 @@ the answer and the sources the answer rests on (:func:`judged_sources`):
 - support (``KABAR_MIN_SUPPORT``, 0: not asked): the model's own probability that the
   passage it cited states its answer (:mod:`rag.passage_check`). Word overlap cannot tell
   "the CEO of Tencent" answered with an Alibaba executive that a passage names from the
-  right answer; the reader of the passage can.
+  right answer; the reader of the passage might.
+- confidence (``KABAR_MIN_CONFIDENCE``, 0: not asked): the model's probability of the
+  answer it wrote, per token, from the answer call's own log-probabilities
+  (:func:`answer_confidence`): no second call.
 
 A reply that itself says it does not know (:func:`is_refusal`) is a refusal too. What the
 decision returns, Kabar applies: :mod:`rag.assistant` swaps the text for
@@ -22,6 +25,7 @@ decision returns, Kabar applies: :mod:`rag.assistant` swaps the text for
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
@@ -118,6 +122,22 @@ def judged_sources(sources: Sequence[Hit], cited: Iterable[int]) -> list[Hit]:
     return [h for h in sources if h.chunk.doc_id in docs] or list(sources)
 
 
+def answer_confidence(logprobs: Sequence[tuple[str, float]]) -> float | None:
+    """The geometric mean probability of the answer's tokens: those before its first citation
+    marker, without whitespace (None when there are none).
+
+    A model that reads the answer in the passage copies it with probabilities near 1; one
+    that guesses spreads its probability over the candidates the passage names.
+    """
+    picked: list[float] = []
+    for token, logprob in logprobs:
+        if token.lstrip().startswith("["):
+            break
+        if token.strip():
+            picked.append(logprob)
+    return math.exp(sum(picked) / len(picked)) if picked else None
+
+
 @dataclass
 class Decision:
     """What :func:`decide` found: whether the answer stands, why not, and the scores behind it."""
@@ -127,17 +147,19 @@ class Decision:
     grounding: float = 0.0
     coverage: float = 0.0
     support: float | None = None  # the model's P(the cited source states the answer); None: not asked
+    confidence: float | None = None  # the model's per-token probability of its answer; None: not asked
 
 
 def decide(question: str, answer: str, cited: Sequence[int], sources: Sequence[Hit], settings: Settings,
-           check: Callable[[int], float] | None = None) -> Decision:
+           check: Callable[[int], float] | None = None, confidence: float | None = None) -> Decision:
     """Whether Kabar declines ``answer`` (its citations already checked, ``cited`` its source numbers).
 
     The word gates judge the articles the answer rests on (:func:`judged_sources`).
     ``check(n)`` is the model's probability that source ``n`` states the answer
     (:func:`rag.passage_check.passage_states_answer`); it is asked about the first cited
     source whenever it is given, so that a run records it for every answer, and declines
-    below ``settings.min_support``.
+    below ``settings.min_support``. ``confidence`` (:func:`answer_confidence`) declines below
+    ``settings.min_confidence``.
     """
     if is_refusal(answer):
         return Decision(refused=True)
@@ -154,5 +176,8 @@ def decide(question: str, answer: str, cited: Sequence[int], sources: Sequence[H
               f"only {covered:.0%} of the question's terms are in the sources"
               if covered < settings.min_coverage else
               f"the model gives {support:.0%} that source [{valid[0]}] states the answer"
-              if support is not None and support < settings.min_support else "")
-    return Decision(refused=bool(reason), reason=reason, grounding=grounded, coverage=covered, support=support)
+              if support is not None and support < settings.min_support else
+              f"the model wrote its answer with {confidence:.0%} confidence a token"
+              if confidence is not None and confidence < settings.min_confidence else "")
+    return Decision(refused=bool(reason), reason=reason, grounding=grounded, coverage=covered, support=support,
+                    confidence=confidence)

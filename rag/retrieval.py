@@ -26,6 +26,7 @@ is the embedding alone, the baseline. Does not rerank with a cross-encoder.
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -36,6 +37,9 @@ from rag.types import Hit
 
 # Candidates taken from each publication a question names.
 PER_PUBLICATION = 10
+
+#: Threads for the BM25 search that runs beside the dense one (one a question in flight).
+_LEXICAL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kabar-bm25")
 
 _NAME = re.compile(r"(?<![.?!]\s)(?<!^)\b[A-Z][\w&-]*|\b[A-Z]{2,}\b|\b\d[\d.,]*\b")
 _WORD = re.compile(r"[^\W_]+")
@@ -107,12 +111,20 @@ def gather(store: ChromaStore, embedder: Embedder, query: str, n: int, where: di
            lang: str = "", topic: str = "") -> Candidates:
     """Every search :func:`hybrid_search` fuses, ``n`` candidates each (see the module doc)."""
     outlets = mentioned_publications(query, store.publications())
+
+    def lexical() -> tuple[list[Hit], dict[str, int], int]:
+        # One BM25 search serves every signal: an outlet's lexical candidates are its chunks
+        # among the first 4 * PER_PUBLICATION overall, as a filtered search would find them.
+        found = store.lexical_query(query, max(n, 4 * PER_PUBLICATION) if outlets else n, where, lang)
+        counts, total = store.lexical_doc_counts(query, lang) if found else ({}, 0)
+        return found, counts, total
+
+    # BM25 (SQLite) runs while the question is embedded and searched densely (numpy, Chroma):
+    # both release the GIL, and the question's vector alone takes 15-40 ms.
+    searching = _LEXICAL.submit(lexical)
     vector = embedder.embed_query(query)
     dense = store.query(vector, n, where)
-    # One BM25 search serves every signal: an outlet's lexical candidates are its chunks
-    # among the first 4 * PER_PUBLICATION overall, as a filtered search would find them.
-    lexical_all = store.lexical_query(query, max(n, 4 * PER_PUBLICATION) if outlets else n, where, lang)
-    counts, total = store.lexical_doc_counts(query, lang) if lexical_all else ({}, 0)
+    lexical_all, counts, total = searching.result()
     per_outlet = [(sources, store.query(vector, PER_PUBLICATION, _restrict(where, sources)),
                    [h for h in lexical_all if h.chunk.source in sources][:PER_PUBLICATION]) for sources in outlets]
     topic_only = topic_names(topic) - query_names(query) if topic else set()

@@ -212,6 +212,8 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     estimated: bool = False
+    #: Each generated token with its log-probability, when they were asked for and the server sent them.
+    logprobs: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass
@@ -266,7 +268,10 @@ class Answer:
     eight terms (0 for a refusal); below ``Settings.min_coverage`` it is declined too.
     ``support`` is the model's probability that the source it cited states its answer
     (None when it was not asked: ``Settings.min_support`` 0, a refusal, no citation); below
-    ``Settings.min_support`` the answer is declined.
+    ``Settings.min_support`` the answer is declined. ``confidence`` is the model's own
+    probability of the answer it wrote, per token (:func:`rag.refusal.answer_confidence`; None
+    when not asked: ``Settings.min_confidence`` 0, or the server sent no log-probabilities);
+    below ``Settings.min_confidence`` the answer is declined.
     ``text`` is brief: a restatement of the question in front of the answer is dropped.
     ``model_text`` is the model's reply as generated, before any repair, refusal or
     shortening.
@@ -286,6 +291,7 @@ class Answer:
     grounding: float = 0.0
     coverage: float = 0.0
     support: float | None = None
+    confidence: float | None = None
     model_text: str = ""
 
     @property
