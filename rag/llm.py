@@ -148,8 +148,9 @@ class OpenAIChat:
                         if getattr(event, "usage", None):
                             usage = Usage(event.usage.prompt_tokens or 0, event.usage.completion_tokens or 0)
                         for choice in event.choices or []:
-                            content = getattr(getattr(choice, "logprobs", None), "content", None) or []
-                            scored += [(str(t.token), float(t.logprob)) for t in content]
+                            if logprobs:
+                                content = getattr(getattr(choice, "logprobs", None), "content", None) or []
+                                scored += [(str(t.token), float(t.logprob)) for t in content]
                             piece = getattr(choice.delta, "content", None)
                             if piece:
                                 parts.append(piece)

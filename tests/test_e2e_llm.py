@@ -108,3 +108,12 @@ def test_concurrent_requests_to_one_server_both_finish(local_llm):
     with ThreadPoolExecutor(2) as pool:
         answers = list(pool.map(lambda _: local_llm.complete(ask, max_tokens=40), range(2)))
     assert all(len(a.split(",")) >= 5 for a in answers), answers
+
+
+def test_the_local_server_gives_each_answer_token_its_probability(kabar):
+    sure = Assistant(kabar.settings.with_(min_confidence=0.000001), embedder=kabar.embedder, llm=kabar.llm,
+                     store=kabar.store)
+    answer = sure.ask("who leads hybrid cloud?")
+    assert answer.usage.logprobs and all(lp <= 0 for _, lp in answer.usage.logprobs)
+    assert "".join(t for t, _ in answer.usage.logprobs).strip() == answer.model_text
+    assert answer.confidence is not None and 0 < answer.confidence <= 1

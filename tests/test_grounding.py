@@ -229,3 +229,41 @@ def test_kabar_ask_shows_that_an_ungrounded_answer_was_declined(tmp_path, monkey
     assert answer.startswith("Argentina won")  # what streamed in...
     final = answer.split("Cited:")[0].rstrip()
     assert "note: declined" in final and final.endswith(refusal_text("en"))  # ...and Kabar's final word
+
+
+def scored(piece: str, logprob: float) -> dict:
+    e = event(piece)
+    e["choices"][0]["logprobs"] = {"content": [{"token": piece, "logprob": logprob, "bytes": None,
+                                                "top_logprobs": []}]}
+    return e
+
+
+def kabar_scoring(pieces: list[tuple[str, float]], settings: Settings, hash_embedder) -> tuple[Assistant, list]:
+    asked: list[dict] = []
+
+    def reply(request):
+        asked.append(json.loads(request.content))
+        return sse([scored(p, lp) for p, lp in pieces] + [event(usage={"prompt_tokens": 9, "completion_tokens": 4,
+                                                                      "total_tokens": 13})])
+    kabar = Assistant(settings, embedder=hash_embedder, llm=chat(reply))
+    ingest_documents([Document(id="ali", title="Alibaba cloud", text=ALIBABA, source="Kompas")], kabar.store,
+                     hash_embedder)
+    return kabar, asked
+
+
+def test_an_answer_the_model_wrote_unsure_is_declined_below_the_confidence_setting(settings, hash_embedder):
+    unsure = [("Jin", -1.2), (" Li", -0.9), (" ", -0.01), ("[1]", -0.001)]  # the citation marker does not count
+    kabar, asked = kabar_scoring(unsure, settings.with_(min_confidence=0.5), hash_embedder)
+    answer = kabar.ask("who leads hybrid cloud?")
+    assert asked[0]["logprobs"] is True
+    assert answer.confidence == pytest.approx(2.718281828 ** -1.05, rel=1e-6)
+    assert answer.refused and any("confidence" in f for f in answer.flags), answer.flags
+    sure = [("Jin", -0.05), (" Li", -0.01), (" [1]", -0.3)]
+    kept = kabar_scoring(sure, settings.with_(min_confidence=0.5), hash_embedder)[0].ask("who leads hybrid cloud?")
+    assert not kept.refused and kept.confidence == pytest.approx(2.718281828 ** -0.03, rel=1e-6)
+
+
+def test_confidence_is_not_asked_for_when_the_setting_is_off(settings, hash_embedder):
+    kabar, asked = kabar_scoring([("Jin", -3.0), (" Li [1]", -3.0)], settings, hash_embedder)
+    answer = kabar.ask("who leads hybrid cloud?")
+    assert "logprobs" not in asked[0] and answer.confidence is None and not answer.refused
