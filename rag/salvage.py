@@ -37,10 +37,18 @@ def rebuild_from_lexical(folder: Path, lexical: LexicalIndex, make_client: Calla
     """Move ``folder`` (the embedded store) aside and refill a new collection from ``lexical``;
     returns the new client.
 
-    ``make_client`` opens a fresh client on ``folder`` once the damaged one is out of the way,
-    ``open_collection`` creates the collection in it. Raises StoreError, leaving the folder
-    where it was, when a chunk has no vector copy.
+    ``make_client`` opens a fresh client on ``folder``, ``open_collection`` opens or creates the
+    collection in it. Call it holding the write journal's lock: when another process rebuilt
+    the collection while this one waited, its collection is opened instead. Raises
+    StoreError, leaving the folder where it was, when a chunk has no vector copy.
     """
+    client = make_client()
+    try:
+        open_collection(client).count()
+        return client  # readable again: another process rebuilt it
+    except StoreError as e:
+        if not is_damaged_index(e):
+            raise
     missing = lexical.missing_vectors(0, 1)
     if missing:
         raise StoreError(f"the vector index in {folder} is damaged (a process was killed while writing it), and "
