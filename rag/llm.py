@@ -131,7 +131,8 @@ class OpenAIChat:
         model = self.model
         parts: list[str] = []
         scored: list[tuple[str, float]] = []
-        extra: dict[str, Any] = {"logprobs": True} if logprobs else {}
+        # top_logprobs: llama.cpp's server sends no log-probabilities without it.
+        extra: dict[str, Any] = {"logprobs": True, "top_logprobs": 1} if logprobs else {}
         usage: Usage | None = None
         events = 0
         attempt = 0

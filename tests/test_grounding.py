@@ -255,7 +255,7 @@ def test_an_answer_the_model_wrote_unsure_is_declined_below_the_confidence_setti
     unsure = [("Jin", -1.2), (" Li", -0.9), (" ", -0.01), ("[1]", -0.001)]  # the citation marker does not count
     kabar, asked = kabar_scoring(unsure, settings.with_(min_confidence=0.5), hash_embedder)
     answer = kabar.ask("who leads hybrid cloud?")
-    assert asked[0]["logprobs"] is True
+    assert asked[0]["logprobs"] is True and asked[0]["top_logprobs"] == 1
     assert answer.confidence == pytest.approx(2.718281828 ** -1.05, rel=1e-6)
     assert answer.refused and any("confidence" in f for f in answer.flags), answer.flags
     sure = [("Jin", -0.05), (" Li", -0.01), (" [1]", -0.3)]
