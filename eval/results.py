@@ -69,7 +69,6 @@ class QuestionResult:
     refused: bool | None = None
     grounding: float | None = None
     coverage: float | None = None
-    support: float | None = None
     confidence: float | None = None
     answer_logprobs: list[tuple[str, float]] = field(default_factory=list)
     model_answer: str | None = None
@@ -98,7 +97,7 @@ class QuestionResult:
             "answerable": self.answerable,
             "gold": {"answers": self.gold_answers, "doc_ids": self.gold_doc_ids, "evidence": self.gold_evidence},
             "answer": self.answer, "refused": self.refused, "grounding": self.grounding,
-            "coverage": self.coverage, "support": self.support, "confidence": self.confidence,
+            "coverage": self.coverage, "confidence": self.confidence,
             "answer_logprobs": [list(t) for t in self.answer_logprobs],
             "model_answer": self.model_answer, "flags": self.flags,
             "citations": [asdict(c) for c in self.citations],
@@ -123,7 +122,7 @@ class QuestionResult:
             gold_answers=list(gold.get("answers") or []), gold_doc_ids=list(gold.get("doc_ids") or []),
             gold_evidence=list(gold.get("evidence") or []),
             answer=d.get("answer"), refused=d.get("refused"), grounding=d.get("grounding"),
-            coverage=d.get("coverage"), support=d.get("support"), confidence=d.get("confidence"),
+            coverage=d.get("coverage"), confidence=d.get("confidence"),
             answer_logprobs=[(str(t), float(lp)) for t, lp in d.get("answer_logprobs") or []],
             model_answer=d.get("model_answer"),
             flags=list(d.get("flags") or []),

@@ -223,7 +223,6 @@ def run_question(assistant: Assistant, q: Question, answers: bool, judge: Judge 
         gold_answers=q.answers, gold_doc_ids=q.doc_ids, gold_evidence=q.evidence,
         answer=outcome.answer, refused=answer.refused if answer else None,
         grounding=answer.grounding if answer else None, coverage=answer.coverage if answer else None,
-        support=answer.support if answer else None,
         confidence=answer.confidence if answer else None,
         answer_logprobs=list(answer.usage.logprobs) if answer else [],
         model_answer=answer.model_text if answer else None,

@@ -29,7 +29,6 @@ from rag.embeddings import Embedder, make_embedder
 from rag.errors import EmptyCollectionError
 from rag.lang import detect_lang
 from rag.llm import Message, OpenAIChat
-from rag.passage_check import passage_states_answer
 from rag.prompt import build_messages, refusal_text, select_sources
 from rag.refusal import answer_confidence
 from rag.refusal import decide as decide_refusal
@@ -238,10 +237,8 @@ class Assistant:
             yield item
         raw = "".join(parts).strip()
         text, citations, flags = verify_citations(raw, prep.sources)
-        check = ((lambda n: passage_states_answer(llm, prep.messages, raw, prep.query, n))
-                 if self.settings.min_support > 0 else None)
         decision = decide_refusal(prep.query, text, [c.number for c in citations], prep.sources, self.settings,
-                                  check, answer_confidence(usage.logprobs) if usage.logprobs else None)
+                                  answer_confidence(usage.logprobs) if usage.logprobs else None)
         refused, grounded, covered = decision.refused, decision.grounding, decision.coverage
         if decision.reason:
             flags.append(f"declined: {decision.reason} (the model said: {text!r})")
@@ -259,7 +256,6 @@ class Assistant:
             refused=refused,
             grounding=grounded,
             coverage=covered,
-            support=decision.support,
             confidence=decision.confidence,
             model_text=raw,
             model=llm.model,

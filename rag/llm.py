@@ -226,21 +226,3 @@ class _translate_errors:
         if isinstance(exc, (ValueError, KeyError, AttributeError, TypeError)) and not isinstance(exc, LLMError):
             raise LLMError(f"the LLM server at {where} sent a malformed response: {exc}") from exc
         return False
-
-
-def next_token_logprobs(chat: OpenAIChat, messages: Sequence[Message], top: int = 10) -> dict[str, float]:
-    """Log-probabilities of the ``top`` likeliest first tokens of the reply to ``messages``.
-
-    One token is generated (greedy); llama.cpp's server and OpenAI return ``top_logprobs``.
-    Empty when the server returns none.
-    """
-    with chat._errors():
-        response = chat._get().chat.completions.create(
-            model=chat.model, messages=list(messages), temperature=0.0, max_tokens=1, logprobs=True,
-            top_logprobs=top,
-        )
-        choice = response.choices[0]
-        content = (choice.logprobs.content if choice.logprobs else None) or []
-        if not content:
-            return {}
-        return {t.token: float(t.logprob) for t in content[0].top_logprobs or []}

@@ -57,7 +57,6 @@ class Settings:
     answer_history: int = 0
     min_grounding: float = 0.5
     min_coverage: float = 0.6
-    min_support: float = 0.0
     min_confidence: float = 0.0
     max_answer_tokens: int = 256
     temperature: float = 0.1
@@ -82,7 +81,7 @@ class Settings:
             )
         if not 0.0 <= self.temperature <= 2.0:
             raise ConfigError(f"temperature must be between 0 and 2. Currently, temperature is {self.temperature}.")
-        for name in ("min_grounding", "min_coverage", "min_support", "min_confidence"):
+        for name in ("min_grounding", "min_coverage", "min_confidence"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be between 0 and 1. Currently, {name} is {value}.")
@@ -189,7 +188,6 @@ ENV: dict[str, str] = {
     "answer_history": "KABAR_ANSWER_HISTORY",
     "min_grounding": "KABAR_MIN_GROUNDING",
     "min_coverage": "KABAR_MIN_COVERAGE",
-    "min_support": "KABAR_MIN_SUPPORT",
     "min_confidence": "KABAR_MIN_CONFIDENCE",
     "max_answer_tokens": "KABAR_MAX_ANSWER_TOKENS",
     "temperature": "KABAR_TEMPERATURE",

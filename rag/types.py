@@ -266,9 +266,7 @@ class Answer:
     refusal); below ``Settings.min_grounding`` the answer is declined. ``coverage`` is the
     share of the question's own terms found in the sources, a long question counting as
     eight terms (0 for a refusal); below ``Settings.min_coverage`` it is declined too.
-    ``support`` is the model's probability that the source it cited states its answer
-    (None when it was not asked: ``Settings.min_support`` 0, a refusal, no citation); below
-    ``Settings.min_support`` the answer is declined. ``confidence`` is the model's own
+    ``confidence`` is the model's own
     probability of the answer it wrote, per token (:func:`rag.refusal.answer_confidence`; None
     when not asked: ``Settings.min_confidence`` 0, or the server sent no log-probabilities);
     below ``Settings.min_confidence`` the answer is declined.
@@ -290,7 +288,6 @@ class Answer:
     flags: list[str] = field(default_factory=list)
     grounding: float = 0.0
     coverage: float = 0.0
-    support: float | None = None
     confidence: float | None = None
     model_text: str = ""
 

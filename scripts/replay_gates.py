@@ -8,9 +8,9 @@ checked as Kabar checks it, and the grounding and coverage gates are applied wit
 sources judged being: ``all`` of them, the ``cited`` ones (the default), or the cited ones
 plus the first k. Prints refusal F1, refusal rate and answer F1 per basis, term cap
 (``--terms``, ``rag.refusal.COVERAGE_TERMS``), coverage threshold (grounding
-threshold 0.5) and support threshold (``--support``: the model's recorded probability
-that its cited passage states the answer, ``KABAR_MIN_SUPPORT``; runs made with
-``KABAR_MIN_SUPPORT`` above 0 record it), so a change can be weighed on answerable and
+threshold 0.5) and confidence threshold (``--confidence``: the model's per-token probability
+of its answer, ``KABAR_MIN_CONFIDENCE``, from the log-probabilities that runs made with
+``KABAR_MIN_CONFIDENCE`` above 0 record), so a change can be weighed on answerable and
 unanswerable sets together without asking the model again. ``--basis`` limits the bases.
 """
 
@@ -29,7 +29,7 @@ from rag import refusal  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
 from rag.brief import brief  # noqa: E402
 from rag.citations import verify_citations  # noqa: E402
-from rag.refusal import coverage, grounding, is_refusal  # noqa: E402
+from rag.refusal import answer_confidence, coverage, grounding, is_refusal  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 BASES = ("all", "cited", "cited articles", "cited+top1", "cited+top2", "cited+top3")
@@ -54,8 +54,8 @@ def main() -> None:
     parser.add_argument("--coverage", type=float, nargs="+", default=[0.5, 0.6, 0.75])
     parser.add_argument("--terms", type=int, nargs="+", default=[refusal.COVERAGE_TERMS],
                         help="the most terms a question counts as in the coverage gate")
-    parser.add_argument("--support", type=float, nargs="+", default=[0.0],
-                        help="support thresholds (an answer whose recorded support is below is declined)")
+    parser.add_argument("--confidence", type=float, nargs="+", default=[0.0],
+                        help="confidence thresholds (an answer written less surely is declined)")
     parser.add_argument("--basis", nargs="+", choices=BASES, default=list(BASES))
     parser.add_argument("--raw", action="store_true",
                         help="score the checked reply as the model wrote it, without brief answers")
@@ -71,20 +71,20 @@ def main() -> None:
             text, cites, _ = verify_citations(q["model_answer"] or "", sources)
             records.append((q, text, sources, {c.number for c in cites}))
         prepared[run.name] = records
-    for name, terms, min_coverage, min_support in itertools.product(args.basis, args.terms, args.coverage,
-                                                                     args.support):
+    for name, terms, min_coverage, min_confidence in itertools.product(args.basis, args.terms, args.coverage,
+                                                                        args.confidence):
         refusal.COVERAGE_TERMS = terms
-        row = f"{name:14s} terms {terms:2d} coverage {min_coverage:.2f} support {min_support:.2f}"
+        row = f"{name:14s} terms {terms:2d} coverage {min_coverage:.2f} confidence {min_confidence:.2f}"
         for run, records in prepared.items():
             refused, answerable, f1 = [], [], []
             for q, text, sources, cited in records:
                 declined = is_refusal(text)
                 if not declined:
                     judged = basis(name, sources, cited)
-                    support = q.get("support")
+                    sure = answer_confidence([(t, lp) for t, lp in q.get("answer_logprobs") or []])
                     declined = (grounding(text, q["question"], judged) < 0.5
                                 or coverage(q["question"], judged) < min_coverage
-                                or (support is not None and support < min_support))
+                                or (sure is not None and sure < min_confidence))
                 refused.append(declined)
                 answerable.append(q["answerable"])
                 if q["answerable"]:
