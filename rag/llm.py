@@ -52,6 +52,8 @@ class OpenAIChat:
         self._client = client
         self.active = 0
         self._active_lock = threading.Lock()
+        #: Set when the server refused a request for log-probabilities: they are not asked for again.
+        self.no_logprobs = False
 
     @property
     def where(self) -> str:
@@ -131,6 +133,7 @@ class OpenAIChat:
         model = self.model
         parts: list[str] = []
         scored: list[tuple[str, float]] = []
+        logprobs = logprobs and not self.no_logprobs
         # top_logprobs: llama.cpp's server sends no log-probabilities without it.
         extra: dict[str, Any] = {"logprobs": True, "top_logprobs": 1} if logprobs else {}
         usage: Usage | None = None
@@ -158,6 +161,11 @@ class OpenAIChat:
                                 yield piece
                 break
             except LLMError as e:
+                if extra and not parts and _rejected(e):
+                    # A server that does not do log-probabilities (some refuse the parameter):
+                    # answer without them, here and from now on.
+                    self.no_logprobs, extra, logprobs = True, {}, False
+                    continue
                 if parts:
                     # Part of the answer is already out: a second request would show it twice.
                     raise type(e)(
@@ -226,3 +234,11 @@ class _translate_errors:
         if isinstance(exc, (ValueError, KeyError, AttributeError, TypeError)) and not isinstance(exc, LLMError):
             raise LLMError(f"the LLM server at {where} sent a malformed response: {exc}") from exc
         return False
+
+
+def _rejected(error: LLMError) -> bool:
+    """True when the server refused the request itself (HTTP 400 or 422), not its load or state."""
+    import openai
+
+    cause = error.__cause__
+    return isinstance(cause, openai.APIStatusError) and cause.status_code in (400, 422)

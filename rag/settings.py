@@ -57,7 +57,7 @@ class Settings:
     answer_history: int = 0
     min_grounding: float = 0.5
     min_coverage: float = 0.6
-    min_confidence: float = 0.0
+    min_confidence: float = 0.5
     max_answer_tokens: int = 256
     temperature: float = 0.1
     max_file_mb: float = 20.0

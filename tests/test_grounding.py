@@ -264,6 +264,28 @@ def test_an_answer_the_model_wrote_unsure_is_declined_below_the_confidence_setti
 
 
 def test_confidence_is_not_asked_for_when_the_setting_is_off(settings, hash_embedder):
-    kabar, asked = kabar_scoring([("Jin", -3.0), (" Li [1]", -3.0)], settings, hash_embedder)
+    kabar, asked = kabar_scoring([("Jin", -3.0), (" Li [1]", -3.0)], settings.with_(min_confidence=0.0), hash_embedder)
     answer = kabar.ask("who leads hybrid cloud?")
     assert "logprobs" not in asked[0] and answer.confidence is None and not answer.refused
+
+
+def test_a_server_that_refuses_log_probabilities_still_answers_and_is_not_asked_again(settings, hash_embedder):
+    import httpx
+
+    asked: list[dict] = []
+
+    def reply(request):
+        body = json.loads(request.content)
+        asked.append(body)
+        if body.get("logprobs"):
+            return httpx.Response(400, json={"error": {"message": "logprobs is not supported with this model"}})
+        return sse([event("Jin Li"), event(" [1]"), event(usage={"prompt_tokens": 9, "completion_tokens": 2,
+                                                                  "total_tokens": 11})])
+    kabar = Assistant(settings.with_(min_confidence=0.5), embedder=hash_embedder, llm=chat(reply))
+    ingest_documents([Document(id="ali", title="Alibaba cloud", text=ALIBABA, source="Kompas")], kabar.store,
+                     hash_embedder)
+    first = kabar.ask("who leads hybrid cloud?")
+    second = kabar.ask("who leads hybrid cloud?")
+    assert [bool(a.get("logprobs")) for a in asked] == [True, False, False]
+    assert "Jin Li" in first.text and "Jin Li" in second.text
+    assert first.confidence is None and not first.refused  # nothing to judge by: the gate does not apply
