@@ -110,8 +110,11 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     return {
         "question": answer.question, "text": answer.text, "refused": answer.refused,
         "citations": [asdict(c) for c in answer.citations], "query": answer.query, "flags": list(answer.flags),
-        "grounding": answer.grounding, "coverage": answer.coverage, "model": answer.model,
-        "usage": asdict(answer.usage), "timings": asdict(answer.timings),
+        "grounding": answer.grounding, "coverage": answer.coverage, "confidence": answer.confidence,
+        "model": answer.model,
+        # Token counts; the per-token log-probabilities behind ``confidence`` stay out.
+        "usage": {k: v for k, v in asdict(answer.usage).items() if k != "logprobs"},
+        "timings": asdict(answer.timings),
     }
 
 
