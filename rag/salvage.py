@@ -1,8 +1,8 @@
 """Rebuilding an embedded Chroma collection whose vector index a killed process damaged.
 
 Chroma applies its write log to the on-disk HNSW index on the next read. A process killed
-while that index was being written (one ``kabar ingest`` in 92 killed at a random moment
-of its writing, measured here) can leave index files that no longer agree, and
+while that index was being written (4 of 252 ``kabar ingest`` runs killed at a random
+moment of their writing, measured here) can leave index files that no longer agree, and
 from then on every read of the collection fails with "Failed to apply logs to the hnsw
 segment writer". Nothing in Chroma repairs it.
 
