@@ -42,6 +42,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from rag.lang import detect_lang
+from rag.prefilter import where_sql
 from rag.text import STOPWORDS, stemmer
 
 # Bumped whenever the analysis or the table layout changes: the index is then rebuilt.
@@ -263,10 +264,7 @@ class LexicalIndex:
                 return
             after = got[-1][0]
             rows: list[Row] = [(cid, text, json.loads(meta)) for _, cid, text, meta, _ in got]
-            blobs = [vec for *_, vec in got]
-            whole = all(b is not None and len(b) == len(blobs[0]) for b in blobs)
-            yield rows, (np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(got), -1).astype(np.float32)
-                         if whole else None)
+            yield rows, _unpack([vec for *_, vec in got])
 
     def mark_vectors_complete(self) -> None:
         with self._lock, self._db:
@@ -296,8 +294,6 @@ class LexicalIndex:
                ) -> list[tuple[Row, float]]:
         """Up to ``n`` ``(row, bm25)`` pairs, best first (higher is better), among the chunks
         that pass ``where`` (a filter :func:`rag.prefilter.where_sql` translates; ValueError otherwise)."""
-        from rag.prefilter import where_sql
-
         terms = sorted(set(analyze(query, lang)))
         if not terms or n <= 0:
             return []
@@ -387,8 +383,6 @@ class LexicalIndex:
     def filter_count(self, where: dict[str, Any]) -> int | None:
         """How many chunks pass a Chroma ``where`` filter (None: a filter
         :func:`rag.prefilter.where_sql` cannot translate); read from the metadata indexes."""
-        from rag.prefilter import where_sql
-
         sql = where_sql(where)
         if sql is None:
             return None
@@ -398,8 +392,6 @@ class LexicalIndex:
     def passing_vectors(self, where: dict[str, Any]) -> tuple[list[str], np.ndarray] | None:
         """The ids and vector copies (unit length, float32, one row each) of the chunks that pass
         ``where``; None when the filter does not translate or a passing chunk has no copy."""
-        from rag.prefilter import where_sql
-
         sql = where_sql(where)
         if sql is None:
             return None
@@ -408,18 +400,13 @@ class LexicalIndex:
                                     f"WHERE {sql[0]}", sql[1]).fetchall()
         if not rows:
             return [], np.zeros((0, 0), dtype=np.float32)
-        blobs = [vec for _, vec in rows]
-        if any(b is None or len(b) != len(blobs[0]) for b in blobs):
-            return None
-        matrix = np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(rows), -1).astype(np.float32)
-        return [cid for cid, _ in rows], matrix
+        matrix = _unpack([vec for _, vec in rows])
+        return None if matrix is None else ([cid for cid, _ in rows], matrix)
 
     def filter_ids(self, where: dict[str, Any], limit: int) -> tuple[list[str], int] | None:
         """The ids of the chunks that pass a Chroma ``where`` filter and how many pass; only the
         count when more than ``limit`` do. None for a filter :func:`rag.prefilter.where_sql`
         cannot translate."""
-        from rag.prefilter import where_sql
-
         sql = where_sql(where)
         if sql is None:
             return None
@@ -434,8 +421,6 @@ class LexicalIndex:
 
     def passing(self, chunk_ids: Sequence[str], where: dict[str, Any]) -> set[str]:
         """Which of ``chunk_ids`` pass ``where`` (a filter :meth:`filter_ids` translates)."""
-        from rag.prefilter import where_sql
-
         sql = where_sql(where)
         if sql is None or not chunk_ids:
             return set()
@@ -465,3 +450,10 @@ def _pack(vectors: Sequence[Sequence[float]]) -> list[bytes]:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     matrix = matrix / np.where(norms > 0, norms, 1.0)
     return [row.tobytes() for row in matrix.astype(np.float16)]
+
+
+def _unpack(blobs: Sequence[bytes | None]) -> np.ndarray | None:
+    """The float32 matrix of :func:`_pack`'s copies; None when one is missing or of another length."""
+    if any(b is None or len(b) != len(blobs[0] or b"") for b in blobs):
+        return None
+    return np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(len(blobs), -1).astype(np.float32)
