@@ -175,11 +175,13 @@ class ChromaStore:
             return 1000
 
     def _get(self, ids: Sequence[str] = (), doc_ids: Sequence[str] = (), include: Sequence[str] = ("metadatas",)
-             ) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-        """Ids, texts and metadata of the given chunks, or of every chunk of the given documents."""
+             ) -> tuple[list[str], list[str], list[dict[str, Any]], list[Sequence[float]]]:
+        """Ids, texts, metadata and (when ``include`` names them) vectors of the given chunks, or
+        of every chunk of the given documents."""
         out_ids: list[str] = []
         texts: list[str] = []
         metas: list[dict[str, Any]] = []
+        vectors: list[Sequence[float]] = []
         keys, field_ = (list(ids), "ids") if ids else (sorted(set(doc_ids)), "doc_id")
         for i in range(0, len(keys), 500):
             part = keys[i : i + 500]
@@ -190,7 +192,9 @@ class ChromaStore:
             out_ids += res["ids"]
             texts += list(res.get("documents") or [""] * len(res["ids"]))
             metas += [dict(m or {}) for m in (res.get("metadatas") or [{}] * len(res["ids"]))]
-        return out_ids, texts, metas
+            if "embeddings" in include:
+                vectors += list(res["embeddings"])
+        return out_ids, texts, metas, vectors
 
     def write_documents(self, docs: Sequence[DocWrite]) -> int:
         """Make each document's chunks exactly the given ones; returns how many old chunks were removed.
@@ -211,7 +215,7 @@ class ChromaStore:
         self._recover()  # a write of this process that failed (the server went away) is repaired first
         with self._writing(doc_ids):
             self._refresh_client()
-            old, _, _ = self._get(doc_ids=doc_ids, include=())
+            old, _, _, _ = self._get(doc_ids=doc_ids, include=())
             now = time.time()
             chunks: list[Chunk] = []
             vectors: list[Sequence[float]] = []
@@ -278,15 +282,15 @@ class ChromaStore:
     def update_document_metadata(self, doc_id: str, values: dict[str, Any]) -> int:
         """Set metadata fields on every chunk of a document (no re-embedding); returns the chunks changed."""
         with self._writing([doc_id]):
-            ids, texts, metas = self._get(doc_ids=[doc_id], include=("documents", "metadatas"))
+            ids, texts, metas, vectors = self._get(doc_ids=[doc_id],
+                                                   include=("documents", "metadatas", "embeddings"))
             if not ids:
                 return 0
             for meta in metas:
                 meta.update(values)
             self._col.update(ids=ids, metadatas=metas)
             if self.lexical is not None:
-                self.lexical.replace_documents([doc_id], list(zip(ids, texts, metas)))
-                self._copy_vectors(ids)
+                self.lexical.replace_documents([doc_id], list(zip(ids, texts, metas)), vectors)
             self._bump_revision()
         return len(ids)
 
@@ -307,7 +311,7 @@ class ChromaStore:
         A version is the chunks sharing a ``doc_hash``; it is complete when it holds
         ``n_chunks`` chunks at positions 0..n-1. A document with no complete version is removed.
         """
-        ids, _, metas = self._get(doc_ids=doc_ids)
+        ids, _, metas, _ = self._get(doc_ids=doc_ids)
         keep = complete_versions(ids, metas)
         kept = set().union(*keep.values()) if keep else set()
         doomed = [cid for cid in ids if cid not in kept]
@@ -315,9 +319,9 @@ class ChromaStore:
         for i in range(0, len(doomed), size):
             self._col.delete(ids=doomed[i : i + size])
         if self.lexical is not None:
-            kept_ids, texts, kept_metas = self._get(ids=sorted(kept), include=("documents", "metadatas"))
-            self.lexical.replace_documents(list(doc_ids), list(zip(kept_ids, texts, kept_metas)))
-            self._copy_vectors(kept_ids)
+            kept_ids, texts, kept_metas, vectors = self._get(ids=sorted(kept),
+                                                             include=("documents", "metadatas", "embeddings"))
+            self.lexical.replace_documents(list(doc_ids), list(zip(kept_ids, texts, kept_metas)), vectors)
         self._bump_revision()
 
     # -- reading -------------------------------------------------------------------
@@ -494,7 +498,7 @@ class ChromaStore:
         changed = {indexed[cid] for cid in indexed.keys() - stored}
         added = sorted(stored - indexed.keys())
         if added:
-            _, _, metas = self._get(ids=added)
+            _, _, metas, _ = self._get(ids=added)
             changed |= {str(m.get("doc_id", "")) for m in metas}
         firsts = lexical.first_chunks()
         for meta in self.first_chunk_metadata():
@@ -502,22 +506,18 @@ class ChromaStore:
             if doc_id not in changed and firsts.get(doc_id) != meta:
                 changed.add(doc_id)
         if changed:
-            ids, texts, metas = self._get(doc_ids=sorted(changed), include=("documents", "metadatas"))
-            lexical.replace_documents(sorted(changed), list(zip(ids, texts, metas)))
-            self._copy_vectors(ids)
+            ids, texts, metas, vectors = self._get(doc_ids=sorted(changed),
+                                                   include=("documents", "metadatas", "embeddings"))
+            lexical.replace_documents(sorted(changed), list(zip(ids, texts, metas)), vectors)
         lexical.set_revision(revision)
         self.lexical_caught_up = sorted(changed)
 
-    def _copy_vectors(self, ids: Sequence[str] | None = None, page: int = 2000) -> None:
-        """Copy the vectors of ``ids`` from Chroma into the lexical index (see
-        :meth:`rag.lexical.LexicalIndex.passing_vectors`); None: of every chunk it has none for."""
+    def _copy_vectors(self, page: int = 2000) -> None:
+        """Copy from Chroma the vector of every chunk the lexical index has none for (an index
+        rebuilt from Chroma's rows, or written before it kept copies; see
+        :meth:`rag.lexical.LexicalIndex.passing_vectors`)."""
         lexical = self.lexical
         assert lexical is not None
-        if ids is not None:
-            for i in range(0, len(ids), page):
-                res = self._col.get(ids=list(ids[i : i + page]), include=["embeddings"])
-                lexical.set_vectors(res["ids"], res["embeddings"])
-            return
         after = 0
         while missing := lexical.missing_vectors(after, page):
             after = missing[-1][0]
@@ -547,7 +547,7 @@ class ChromaStore:
             # metadata filter scans the collection: 65 ms a question at 10,000 chunks).
             ids, metas = self.lexical.doc_chunks(doc_ids)
         else:
-            ids, _, metas = self._get(doc_ids=doc_ids)
+            ids, _, metas, _ = self._get(doc_ids=doc_ids)
         keep = complete_versions(ids, metas)
         return [h for h in hits if h.chunk.id in keep.get(h.chunk.doc_id, ())]
 
