@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from rag.context import GAP
 from rag.errors import ConfigError
 from rag.prompt import MASK, build_messages, render, select_sources
 from rag.tokens import count_tokens
@@ -75,7 +76,40 @@ def test_neighbouring_chunks_of_one_article_are_merged_and_duplicates_dropped():
     assert (chosen[0].chunk.start, chosen[0].chunk.end) == (0, 54)
 
 
+def test_a_joined_source_keeps_the_articles_author_page_and_other_outlets():
+    from dataclasses import replace
+
+    from rag.types import Alternative
+
+    extra = {"author": "Rina", "page": 4, "alternatives": [Alternative(source="Tempo")], "source": "Kompas"}
+    a = hit("First part of the article.", position=0, start=0)
+    b = hit("Second part of the article.", position=1, start=27)
+    far = hit("A later part.", position=6, start=400)
+    parts = [Hit(replace(h.chunk, **extra), 1.0) for h in (a, b, far)]
+    (joined,) = select_sources(parts, 1000)
+    assert (joined.chunk.author, joined.chunk.page, joined.chunk.source) == ("Rina", 4, "Kompas")
+    user = build_messages("who?", [joined], "en")[-1]["content"]
+    assert "Author: Rina" in user and "Page: 4" in user and "Also published by: Tempo" in user
+
+
 def test_at_most_per_doc_chunks_of_one_article():
     hits = [hit(f"Paragraph {i} says something different about topic {i * 7}.", position=2 * i, start=100 * i)
             for i in range(6)]
-    assert len(select_sources(hits, 5000, per_doc=2)) == 2
+    chosen = select_sources(hits, 5000, per_doc=2)
+    assert len(chosen) == 1  # one article, one source
+    assert chosen[0].chunk.text.split(GAP) == [hits[0].chunk.text, hits[1].chunk.text]
+
+
+def test_passages_of_one_article_share_one_source_and_header():
+    far = hit("Later paragraph about the merger.", position=5, start=900)
+    near = hit("Opening paragraph about the merger.", position=0, start=0)
+    next_ = hit("Second paragraph, right after the opening.", position=1, start=36)
+    other = hit("Another outlet's report.", doc="d2")
+    chosen = select_sources([far, other, near, next_], 5000)
+    assert [h.chunk.doc_id for h in chosen] == ["d1", "d2"]  # the article ranks by its best chunk
+    joined = chosen[0].chunk
+    assert joined.text == ("Opening paragraph about the merger.\nSecond paragraph, right after the opening."
+                           + GAP + "Later paragraph about the merger.")
+    assert (joined.start, joined.end, joined.title) == (0, 900 + len(far.chunk.text), "Title")
+    user = build_messages("who merged?", chosen, "en")[-1]["content"]
+    assert user.count("Title: Title") == 2  # once per article, not once per chunk
