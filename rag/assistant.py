@@ -30,11 +30,12 @@ from rag.errors import EmptyCollectionError
 from rag.lang import detect_lang
 from rag.llm import Message, OpenAIChat
 from rag.prompt import build_messages, refusal_text, select_sources
-from rag.refusal import answer_confidence
+from rag.refusal import answer_confidence, term_weights
 from rag.refusal import decide as decide_refusal
 from rag.retrieval import hybrid_search, mentioned_publications
 from rag.settings import Settings
 from rag.store import ChromaStore, DocumentInfo
+from rag.text import question_terms
 from rag.types import Answer, Filters, Hit, SourceArticle, Timings, Usage, source_articles
 
 
@@ -174,6 +175,11 @@ class Assistant:
         return hybrid_search(self.store, self.embedder, query, k or self.settings.top_k, where=where,
                              lang=detect_lang(query), topic=topic)
 
+    def term_weights(self, question: str) -> dict[str, float] | None:
+        """The question's terms weighed by their rarity in the collection (the coverage gate's weights)."""
+        counts, total = self.store.lexical_doc_counts(" ".join(question_terms(question)), detect_lang(question))
+        return term_weights(question, counts, total)
+
     def condense(self, question: str, history: Sequence[Message]) -> str:
         """A follow-up rewritten as a standalone question (see :mod:`rag.condense`)."""
         return condense(question, history, self.llm)
@@ -238,7 +244,8 @@ class Assistant:
         raw = "".join(parts).strip()
         text, citations, flags = verify_citations(raw, prep.sources)
         decision = decide_refusal(prep.query, text, [c.number for c in citations], prep.sources, self.settings,
-                                  answer_confidence(usage.logprobs) if usage.logprobs else None)
+                                  answer_confidence(usage.logprobs) if usage.logprobs else None,
+                                  self.term_weights(prep.query))
         refused, grounded, covered = decision.refused, decision.grounding, decision.coverage
         if decision.reason:
             flags.append(f"declined: {decision.reason} (the model said: {text!r})")

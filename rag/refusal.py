@@ -8,8 +8,10 @@ the answer and the sources the answer rests on (:func:`judged_sources`):
 - grounding (``KABAR_MIN_GROUNDING``): the share of the answer's own key words found in
   those sources. An answer from the model's memory ("Argentina won...") scores low.
 - coverage (``KABAR_MIN_COVERAGE``): the share of the question's own terms found there,
-  when question and sources share a language. A fluent answer over a passage about
-  something else ("the smallest shark" over a passage on the smallest country) scores low.
+  each weighed by its IDF in the collection (:func:`term_weights`), when question and
+  sources share a language. A fluent answer over a passage about something else ("the
+  smallest shark" over a passage on the smallest country) scores low, and lower still when
+  what is missing is a name or a year rather than a common word.
 - confidence (``KABAR_MIN_CONFIDENCE``, 0.5; 0: not asked): the model's probability of the
   answer it wrote, per token, from the answer call's own log-probabilities
   (:func:`answer_confidence`): no second call. Word overlap cannot tell "the CEO of
@@ -31,9 +33,11 @@ import math
 import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
+from rag.fusion import idf
 from rag.lang import detect_lang
+from rag.lexical import analyze
 from rag.settings import Settings
 from rag.text import content_words, forms, question_terms, vocabulary
 from rag.types import Hit
@@ -84,13 +88,38 @@ def grounding(answer: str, question: str, sources: Sequence[Hit]) -> float:
 COVERAGE_TERMS = 8
 
 
-def coverage(question: str, sources: Sequence[Hit]) -> float:
-    """Share of the question's own terms that occur, in some form, in ``sources``; a question
-    with more than ``COVERAGE_TERMS`` terms counts as that many (at most 1.0).
+# The coverage gate's IDF counts every term as held by one chunk more, of this many more: in
+# a collection of one article every word is in all of it or in none, and a question's word
+# phrased otherwise ("leader" for "lead") would outweigh the rest; from a few hundred chunks
+# up this changes the weights little.
+PRIOR_CHUNKS = 20
+
+
+def term_weights(question: str, doc_counts: Mapping[str, int], total: int) -> dict[str, float] | None:
+    """Each of the question's terms (:func:`rag.text.question_terms`) weighed by its IDF in the
+    collection, as BM25 weighs it, smoothed (:data:`PRIOR_CHUNKS`): ``doc_counts`` maps lexical
+    index terms (:func:`rag.lexical.analyze` of the question's terms) to the chunks holding
+    them, ``total`` is the chunks in all. None when there is no index to ask (``total`` 0):
+    every term then weighs the same.
+    """
+    if total <= 0:
+        return None
+    lang = detect_lang(question)
+    return {t: idf(1 + max((doc_counts.get(a, 0) for a in analyze(t, lang)), default=0), total + PRIOR_CHUNKS)
+            for t in question_terms(question)}
+
+
+def coverage(question: str, sources: Sequence[Hit], weights: Mapping[str, float] | None = None) -> float:
+    """Share of the question's own terms that occur, in some form, in ``sources``, each term
+    weighed by ``weights`` (:func:`term_weights`; None: all alike); a question with more than
+    ``COVERAGE_TERMS`` terms counts as that many (at most 1.0).
 
     A passage that answers a question nearly always repeats what the question is about; a
     question about something the passage never mentions ("the smallest shark" over a
     passage on the smallest country) scores low however fluent the model's answer is.
+    Weighed by rarity, a missing name or year counts for more than a missing common word
+    ("jumlah", "lahir"): a question changed to ask about something no article holds differs
+    from an answerable one in its rare words.
     A term counts when the sources have it in some form (raw, stemmed, without diacritics)
     or a spelling variant of it. Only passages in the question's language are compared:
     across languages even names change ("Vatican", "Vatikan"), so an English question over
@@ -108,8 +137,12 @@ def coverage(question: str, sources: Sequence[Hit]) -> float:
     if missing:
         words = set(content_words(text))
         missing = [w for w in missing if not _variant_in(w, words)]
-    found = len(terms) - len(missing)
-    return min(1.0, found / min(len(terms), COVERAGE_TERMS))
+    weight = (lambda t: weights.get(t, 1.0)) if weights else (lambda t: 1.0)
+    whole = sum(weight(t) for t in terms)
+    if whole <= 0:
+        return 1.0
+    found = whole - sum(weight(t) for t in missing)
+    return min(1.0, found / whole * len(terms) / min(len(terms), COVERAGE_TERMS))
 
 
 def judged_sources(sources: Sequence[Hit], cited: Iterable[int]) -> list[Hit]:
@@ -152,18 +185,19 @@ class Decision:
 
 
 def decide(question: str, answer: str, cited: Sequence[int], sources: Sequence[Hit], settings: Settings,
-           confidence: float | None = None) -> Decision:
+           confidence: float | None = None, weights: Mapping[str, float] | None = None) -> Decision:
     """Whether Kabar declines ``answer`` (its citations already checked, ``cited`` its source numbers).
 
     The word gates judge the articles the answer rests on (:func:`judged_sources`).
     ``confidence`` (:func:`answer_confidence`, None: not asked) declines below
-    ``settings.min_confidence``.
+    ``settings.min_confidence``; ``weights`` (:func:`term_weights`) weigh the question's terms
+    in the coverage gate.
     """
     if is_refusal(answer):
         return Decision(refused=True)
     basis = judged_sources(sources, cited)
     grounded = grounding(answer, question, basis)
-    covered = coverage(question, basis)
+    covered = coverage(question, basis, weights)
     # Below min_grounding the model answered from its own memory, not from the articles; below
     # min_coverage its answer is about something the question did not ask; below
     # min_confidence the model was guessing.

@@ -264,9 +264,9 @@ class Answer:
     Kabar changed or doubts in the model's text, e.g. a repaired citation number.
     ``grounding`` is the share of the answer's own key words found in the sources (0 for a
     refusal); below ``Settings.min_grounding`` the answer is declined. ``coverage`` is the
-    share of the question's own terms found in the sources, a long question counting as
-    eight terms (0 for a refusal); below ``Settings.min_coverage`` it is declined too.
-    ``confidence`` is the model's own
+    share of the question's own terms found in the sources, each weighed by its rarity in
+    the collection, a long question counting as eight terms (0 for a refusal); below
+    ``Settings.min_coverage`` it is declined too. ``confidence`` is the model's own
     probability of the answer it wrote, per token (:func:`rag.refusal.answer_confidence`; None
     when not asked: ``Settings.min_confidence`` 0, or the server sent no log-probabilities);
     below ``Settings.min_confidence`` the answer is declined.

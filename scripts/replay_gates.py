@@ -11,7 +11,9 @@ plus the first k. Prints refusal F1, refusal rate and answer F1 per basis, term 
 threshold 0.5) and confidence threshold (``--confidence``: the model's per-token probability
 of its answer, ``KABAR_MIN_CONFIDENCE``, from the log-probabilities that runs made with
 ``KABAR_MIN_CONFIDENCE`` above 0 record), so a change can be weighed on answerable and
-unanswerable sets together without asking the model again. ``--basis`` limits the bases.
+unanswerable sets together without asking the model again. ``--basis`` limits the bases;
+``--unweighted`` weighs every question term alike in the coverage gate (Kabar weighs them by
+their IDF in the collection, :func:`rag.refusal.term_weights`).
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ def main() -> None:
     parser.add_argument("--confidence", type=float, nargs="+", default=[0.0],
                         help="confidence thresholds (an answer written less surely is declined)")
     parser.add_argument("--basis", nargs="+", choices=BASES, default=list(BASES))
+    parser.add_argument("--unweighted", action="store_true",
+                        help="every question term weighs the same in the coverage gate (as before IDF weights)")
     parser.add_argument("--raw", action="store_true",
                         help="score the checked reply as the model wrote it, without brief answers")
     args = parser.parse_args()
@@ -69,7 +73,7 @@ def main() -> None:
             q = json.loads(line)
             sources = kabar.prepare(q["question"]).sources
             text, cites, _ = verify_citations(q["model_answer"] or "", sources)
-            records.append((q, text, sources, {c.number for c in cites}))
+            records.append((q, text, sources, {c.number for c in cites}, kabar.term_weights(q["question"])))
         prepared[run.name] = records
     for name, terms, min_coverage, min_confidence in itertools.product(args.basis, args.terms, args.coverage,
                                                                         args.confidence):
@@ -77,13 +81,13 @@ def main() -> None:
         row = f"{name:14s} terms {terms:2d} coverage {min_coverage:.2f} confidence {min_confidence:.2f}"
         for run, records in prepared.items():
             refused, answerable, f1 = [], [], []
-            for q, text, sources, cited in records:
+            for q, text, sources, cited, weights in records:
                 declined = is_refusal(text)
                 if not declined:
                     judged = basis(name, sources, cited)
                     sure = answer_confidence([(t, lp) for t, lp in q.get("answer_logprobs") or []])
                     declined = (grounding(text, q["question"], judged) < 0.5
-                                or coverage(q["question"], judged) < min_coverage
+                                or coverage(q["question"], judged, None if args.unweighted else weights) < min_coverage
                                 or (sure is not None and sure < min_confidence))
                 refused.append(declined)
                 answerable.append(q["answerable"])

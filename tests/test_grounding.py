@@ -14,7 +14,7 @@ import pytest
 from ingest.pipeline import ingest_documents
 from rag.assistant import Assistant
 from rag.prompt import refusal_text
-from rag.refusal import coverage, grounding, judged_sources
+from rag.refusal import coverage, grounding, judged_sources, term_weights
 from rag.retrieval import hybrid_search, mentioned_publications
 from rag.settings import Settings
 from rag.text import question_terms
@@ -98,6 +98,41 @@ def test_a_long_question_needs_only_its_part_in_the_cited_article():
     assert coverage(elsewhere, sources) == pytest.approx(2 / 8)  # lead, reshuffle
     # a question of up to eight terms counts them all
     assert coverage("Who will lead Alibaba's hybrid cloud unit after the reshuffle?", sources) == pytest.approx(6 / 7)
+
+
+def test_a_missing_rare_term_weighs_more_than_a_missing_common_one():
+    """Weighed by IDF, the gate hears a question changed to ask about a name no article holds."""
+    sources = [hit(ALIBABA)]
+    question = "Who leads Alibaba's hybrid cloud in Zorblatistan?"  # leads, alibaba, hybrid, cloud, zorblatistan
+    assert coverage(question, sources) == pytest.approx(4 / 5)  # unweighted: kept at 0.6
+    # a collection of 1,000 chunks: the article's words are common, the made-up place in none
+    counts = {"leads": 300, "lead": 300, "alibaba": 200, "hybrid": 100, "cloud": 250}
+    weights = term_weights(question, counts, 1000)
+    assert set(weights) == {"leads", "alibaba", "hybrid", "cloud", "zorblatistan"}
+    assert weights["zorblatistan"] > 2.5 * max(w for t, w in weights.items() if t != "zorblatistan")
+    assert coverage(question, sources, weights) < 0.6  # declined at the default
+    # a common word missing costs less than a rare one would: "announced" is in a third of the chunks
+    common = "Who leads Alibaba's hybrid cloud, as announced?"
+    weights = term_weights(common, {**counts, "announced": 330, "announc": 330}, 1000)
+    assert coverage(common, sources) == pytest.approx(4 / 5)
+    assert coverage(common, sources, weights) > 4 / 5
+    # equal weights are the unweighted gate; no index to ask gives no weights
+    assert coverage(question, sources, dict.fromkeys(question_terms(question), 2.0)) == pytest.approx(4 / 5)
+    assert term_weights(question, {}, 0) is None
+
+
+def test_the_assistant_weighs_question_terms_by_their_rarity_in_the_collection(settings, hash_embedder):
+    kabar = kabar_replying("Jin Li. [1]", settings, hash_embedder)
+    news = [Document(id=f"n{i}", title=f"Cloud news {i}", source="Kompas",
+                     text=f"Alibaba leads cloud market number {i}; its hybrid cloud grew.") for i in range(8)]
+    ingest_documents(news, kabar.store, hash_embedder)
+    weights = kabar.term_weights("Who leads Alibaba's hybrid cloud in Zorblatistan?")
+    assert weights["zorblatistan"] > 2.5 * weights["cloud"]
+    answer = kabar.ask("Who leads Alibaba's hybrid cloud in Zorblatistan?")
+    assert answer.refused and answer.coverage < settings.min_coverage, answer.flags
+    assert any("question's terms" in f for f in answer.flags), answer.flags
+    kept = kabar.ask("Who leads Alibaba's hybrid cloud?")
+    assert not kept.refused and kept.text.startswith("Jin Li.") and kept.citations
 
 
 def test_coverage_accepts_spelling_variants_and_diacritics_but_not_other_words():
