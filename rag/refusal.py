@@ -137,12 +137,10 @@ def coverage(question: str, sources: Sequence[Hit], weights: Mapping[str, float]
     if missing:
         words = set(content_words(text))
         missing = [w for w in missing if not _variant_in(w, words)]
-    weight = (lambda t: weights.get(t, 1.0)) if weights else (lambda t: 1.0)
-    whole = sum(weight(t) for t in terms)
-    if whole <= 0:
-        return 1.0
-    found = whole - sum(weight(t) for t in missing)
-    return min(1.0, found / whole * len(terms) / min(len(terms), COVERAGE_TERMS))
+    weight = weights or {}
+    whole = sum(weight.get(t, 1.0) for t in terms)
+    found = whole - sum(weight.get(t, 1.0) for t in missing)
+    return min(1.0, found / whole * len(terms) / min(len(terms), COVERAGE_TERMS)) if whole > 0 else 1.0
 
 
 def judged_sources(sources: Sequence[Hit], cited: Iterable[int]) -> list[Hit]:

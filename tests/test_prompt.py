@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from rag.context import GAP
 from rag.errors import ConfigError
 from rag.prompt import MASK, build_messages, render, select_sources
 from rag.tokens import count_tokens
-from rag.types import Chunk, Hit
+from rag.types import Alternative, Chunk, Hit
 
 
 def hit(text: str, doc: str = "d1", position: int = 0, start: int = 0, title: str = "Title") -> Hit:
@@ -77,10 +79,6 @@ def test_neighbouring_chunks_of_one_article_are_merged_and_duplicates_dropped():
 
 
 def test_a_joined_source_keeps_the_articles_author_page_and_other_outlets():
-    from dataclasses import replace
-
-    from rag.types import Alternative
-
     extra = {"author": "Rina", "page": 4, "alternatives": [Alternative(source="Tempo")], "source": "Kompas"}
     a = hit("First part of the article.", position=0, start=0)
     b = hit("Second part of the article.", position=1, start=27)
