@@ -6,7 +6,7 @@
 
 :func:`register` adds the subcommands to ``kabar``'s parser; it imports nothing heavy
 (the runner, Chroma and the models load only when a command runs). Errors are rendered
-by ``rag.cli.main``.
+by ``ui.main.main``.
 """
 
 from __future__ import annotations
@@ -70,8 +70,7 @@ def register(subparsers: Any) -> None:
 def _settings(args: argparse.Namespace) -> Any:
     from rag.settings import Settings
 
-    return Settings.from_env(data_dir=getattr(args, "data_dir", None), collection=getattr(args, "collection", None),
-                             top_k=args.top_k, chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap,
+    return Settings.from_args(args, top_k=args.top_k, chunk_tokens=args.chunk_tokens, chunk_overlap=args.chunk_overlap,
                              context_tokens=args.context_tokens, fact_context_tokens=args.fact_context_tokens)
 
 
@@ -116,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.judge:
         from eval.judge import Judge, JudgeSettings
 
-        judge = Judge.from_settings(JudgeSettings.from_env())
+        judge = Judge.from_settings(JudgeSettings.from_settings(settings))
     if args.resume and not args.out:
         raise ValueError("--resume needs --out: the folder of the run to continue")
     out = Path(args.out) if args.out else default_out_dir(eval_set.name, args.retrieval_only)
@@ -155,7 +154,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from eval.results import compare_runs, format_comparison, load_run
+    from eval.compare import compare_runs, format_comparison
+    from eval.results import load_run
 
     comparison = compare_runs(load_run(args.run_a), load_run(args.run_b))
     print(format_comparison(comparison, groups=args.groups, max_questions=args.max_questions))

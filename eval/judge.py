@@ -4,7 +4,7 @@ An OpenAI-compatible chat model grades each full answer for correctness against 
 references and for faithfulness to the chunks it cites. Its grades are opinions, so they
 go to ``judge.json`` and a report section of their own, never into the exact metrics.
 
-Configured by environment variables, read once through :class:`JudgeSettings`:
+Configured by environment variables, read with the rest of :class:`~rag.settings.Settings`:
 ``KABAR_JUDGE_BASE_URL``, ``KABAR_JUDGE_MODEL``, ``KABAR_JUDGE_API_KEY``. The prompt is
 ``eval/prompts/judge.txt``. A reply that is not the JSON asked for is recorded as
 ungraded (``None``), not guessed at.
@@ -13,19 +13,18 @@ ungraded (``None``), not guessed at.
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 from typing import Any
 
 from rag.errors import ConfigError
-from rag.llm import OpenAIChat
+from rag.models import OpenAIChat
+from rag.settings import Settings
 
 PROMPT = Path(__file__).parent / "prompts" / "judge.txt"
-ENV = {"base_url": "KABAR_JUDGE_BASE_URL", "model": "KABAR_JUDGE_MODEL", "api_key": "KABAR_JUDGE_API_KEY"}
 _OBJECT = re.compile(r"\{.*?\}", re.DOTALL)
 
 
@@ -39,9 +38,8 @@ class JudgeSettings:
     timeout_s: float = 120.0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> JudgeSettings:
-        env = os.environ if environ is None else environ
-        return cls(**{name: env.get(var, "") for name, var in ENV.items()})
+    def from_settings(cls, settings: Settings) -> JudgeSettings:
+        return cls(settings.judge_base_url, settings.judge_model, settings.judge_api_key)
 
     @property
     def configured(self) -> bool:

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from eval.dataset import Question
-from rag.refusal import is_refusal
+from rag.answer import is_refusal
 
 if TYPE_CHECKING:
     from eval.results import QuestionResult

@@ -57,11 +57,10 @@ from eval.results import (
     write_results,
     write_summary,
 )
+from rag.answer import format_source
 from rag.assistant import Assistant
-from rag.embeddings import Embedder, make_embedder
 from rag.errors import ConfigError, EmbeddingError, InputError, KabarError, LLMUnavailableError, ModelError, StoreError
-from rag.llm import OpenAIChat
-from rag.prompt import format_source
+from rag.models import Embedder, OpenAIChat, make_embedder
 from rag.settings import Settings
 from rag.store import ChromaStore
 from rag.tokens import count_tokens

@@ -1,4 +1,4 @@
-"""``kabar ingest``: files, folders, URLs, feeds (registered by :mod:`rag.cli`, which does not import ingest/).
+"""``kabar ingest``: files, folders, URLs, feeds (registered by :mod:`ui.main`).
 
 Prints the report's summary; exits 1 when nothing at all could be ingested.
 """
@@ -21,9 +21,9 @@ def register(subparsers: Any) -> None:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from ingest.pipeline import ingest
     from rag.assistant import Assistant
-    from rag.cli import _settings
+    from rag.settings import Settings
 
-    with Assistant(_settings(args)) as kabar:
+    with Assistant(Settings.from_args(args)) as kabar:
         report = ingest(args.paths, kabar, progress=True, dedupe=not args.no_dedupe)
     print(report.summary())
     return 1 if report.errors and not (report.new or report.updated or report.unchanged or report.duplicates) else 0

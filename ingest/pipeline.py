@@ -7,7 +7,7 @@ changed document's chunks replace its old ones. A new article that is the same s
 a stored one (:mod:`ingest.dedupe`) is not stored again: its outlet, URL and date are
 added to the stored one's alternative sources. Documents stream through in groups (a web
 archive of any size passes through in the memory of one group), and each group is
-written crash-safely by :meth:`rag.store.ChromaStore.write_documents`, so an
+written crash-safely by :meth:`rag.store.chroma.ChromaStore.write_documents`, so an
 interrupted run keeps every document it finished, whole. Bad inputs are reported in
 :class:`IngestReport.errors` and the rest goes on.
 """
@@ -27,8 +27,8 @@ from ingest.dedupe import NearDuplicates, signature
 from ingest.feeds import FeedState, Unchanged
 from ingest.fetch import Fetcher
 from ingest.load import LoadContext, expand_paths, load_file
-from rag.embeddings import Embedder, make_embedder
 from rag.errors import InputError
+from rag.models import Embedder, make_embedder
 from rag.settings import Settings
 from rag.store import ChromaStore, DocWrite
 from rag.types import Chunk, Document, alternatives_json

@@ -21,22 +21,25 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Sequence, Union
 
-from rag.brief import brief
-from rag.budget import source_budget
-from rag.citations import verify_citations
-from rag.condense import condense
-from rag.embeddings import Embedder, make_embedder
+from rag.answer import (
+    answer_confidence,
+    brief,
+    build_messages,
+    condense,
+    refusal_text,
+    select_sources,
+    term_weights,
+    verify_citations,
+)
+from rag.answer import decide as decide_refusal
 from rag.errors import EmptyCollectionError
 from rag.lang import detect_lang
-from rag.llm import Message, OpenAIChat
-from rag.prompt import build_messages, refusal_text, select_sources
-from rag.refusal import answer_confidence, term_weights
-from rag.refusal import decide as decide_refusal
-from rag.retrieval import hybrid_search, mentioned_publications
+from rag.models import Embedder, Message, OpenAIChat, make_embedder
+from rag.search import hybrid_search, source_budget
 from rag.settings import Settings
 from rag.store import ChromaStore, DocumentInfo
 from rag.text import question_terms
-from rag.types import Answer, Filters, Hit, SourceArticle, Timings, Usage, source_articles
+from rag.types import Answer, Filters, Hit, Retrieval, SourceArticle, Timings, Usage, source_articles
 
 
 @dataclass
@@ -51,7 +54,10 @@ class Prepared:
     sources: list[Hit]
     messages: list[Message]
     retrieval_s: float
-    budget: int = 0  # tokens of sources this question was given (rag.budget)
+    budget: int = 0  # tokens of sources this question was given (rag.search.budget)
+    #: The question's terms weighed by their rarity in the collection (the coverage gate's
+    #: weights, :func:`rag.answer.refusal.term_weights`), from what retrieval read.
+    weights: dict[str, float] | None = None
 
     @property
     def articles(self) -> list[SourceArticle]:
@@ -109,7 +115,7 @@ class Assistant:
         s = self.settings
         if not s.local_llm:
             return OpenAIChat(s.llm_model, s.llm_base_url, s.llm_api_key, timeout_s=s.llm_timeout_s, retries=s.retries)
-        from rag.local_llm import LocalLlamaChat, LocalLlamaServer, ensure_model
+        from rag.models.local_llm import LocalLlamaChat, LocalLlamaServer, ensure_model
 
         model_path = ensure_model(s.models_dir)
         (s.data_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -171,17 +177,23 @@ class Assistant:
 
         ``topic``: the previous exchange of a conversation, which favours its articles.
         """
+        return self.search(query, k, filters, topic).hits
+
+    def search(self, query: str, k: int | None = None, filters: Filters | None = None,
+               topic: str = "", lang: str = "") -> Retrieval:
+        """As :meth:`retrieve`, with what the search learned (language, named outlets, term counts)."""
         where = filters.where() if filters else None
         return hybrid_search(self.store, self.embedder, query, k or self.settings.top_k, where=where,
-                             lang=detect_lang(query), topic=topic)
+                             lang=lang or detect_lang(query), topic=topic)
 
     def term_weights(self, question: str) -> dict[str, float] | None:
         """The question's terms weighed by their rarity in the collection (the coverage gate's weights)."""
-        counts, total = self.store.lexical_doc_counts(" ".join(question_terms(question)), detect_lang(question))
-        return term_weights(question, counts, total)
+        lang = detect_lang(question)
+        counts, total = self.store.lexical_doc_counts(" ".join(question_terms(question)), lang)
+        return term_weights(question, counts, total, lang)
 
     def condense(self, question: str, history: Sequence[Message]) -> str:
-        """A follow-up rewritten as a standalone question (see :mod:`rag.condense`)."""
+        """A follow-up rewritten as a standalone question (see :mod:`rag.answer.condense`)."""
         return condense(question, history, self.llm)
 
     def prepare(self, question: str, history: Sequence[Message] | None = None, top_k: int | None = None,
@@ -197,22 +209,24 @@ class Assistant:
         query = self.condense(question, history) if history else question
         topic = " ".join(str(t.get("content", "")) for t in list(history or [])[-2:])
         started = time.perf_counter()
-        hits = self.retrieve(query, top_k, filters, topic=topic)
+        lang = detect_lang(question)
+        found = self.search(query, top_k, filters, topic, lang if query == question else "")
+        hits = found.hits
         retrieval_s = time.perf_counter() - started
         if not hits and self.store.count() == 0:
             raise EmptyCollectionError(
                 f"collection {self.settings.collection!r} is empty: ingest articles first, "
                 "e.g. `kabar ingest examples/articles`"
             )
-        # A single fact gets a few passages, a question across articles the whole budget (rag.budget).
-        outlets = len(mentioned_publications(query, self.store.publications()))
-        budget = source_budget(query, hits, self.settings.context_tokens, self.settings.fact_context_tokens, outlets)
+        # A single fact gets a few passages, a question across articles the whole budget (rag.search.budget).
+        budget = source_budget(query, hits, self.settings.context_tokens, self.settings.fact_context_tokens,
+                               len(found.outlets))
         sources = select_sources(hits, budget, self.settings.per_doc)
-        lang = detect_lang(question)
         # The model answers the standalone form; ``answer_history`` earlier messages go with it.
         keep = self.settings.answer_history
         messages = build_messages(query, sources, lang, list(history or [])[-keep:] if keep else None)
-        return Prepared(question, query, lang, hits, sources, messages, retrieval_s, budget)
+        weights = term_weights(query, found.doc_counts, found.total, found.lang)
+        return Prepared(question, query, lang, hits, sources, messages, retrieval_s, budget, weights)
 
     def stream(self, question: str, history: Sequence[Message] | None = None, top_k: int | None = None,
                temperature: float | None = None, filters: Filters | None = None) -> Iterator[StreamEvent]:
@@ -245,7 +259,7 @@ class Assistant:
         text, citations, flags = verify_citations(raw, prep.sources)
         decision = decide_refusal(prep.query, text, [c.number for c in citations], prep.sources, self.settings,
                                   answer_confidence(usage.logprobs) if usage.logprobs else None,
-                                  self.term_weights(prep.query))
+                                  prep.weights)
         refused, grounded, covered = decision.refused, decision.grounding, decision.coverage
         if decision.reason:
             flags.append(f"declined: {decision.reason} (the model said: {text!r})")

@@ -1,25 +1,20 @@
-"""The ``kabar`` command line: ask, docs, delete, info, doctor, serve-llm; ingest, eval and ui from their packages.
+"""The library's subcommands of ``kabar``: ask, docs, delete, info, doctor, serve-llm.
 
-Every command goes through the Python API. Errors print one line (``kabar: error: ...``)
-and exit with status 1; Ctrl-C exits with 130. No tracebacks unless KABAR_DEBUG is set.
+Every command goes through the Python API. :func:`register` adds them to the parser that
+:mod:`ui.main` (the ``kabar`` command itself) builds, beside those of ingest/, eval/ and ui/;
+rag/ imports none of those. Errors are raised and rendered there.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from dataclasses import asdict
-from typing import Any, Callable, Sequence
+from typing import Any
 
-from rag.errors import KabarError
 from rag.settings import Settings
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return Settings.from_env(data_dir=getattr(args, "data_dir", None), collection=getattr(args, "collection", None))
 
 
 def _print_articles(articles: Any, cited: set[int]) -> None:
@@ -42,7 +37,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from rag.assistant import Assistant, Prepared
     from rag.types import Answer, Filters, source_articles
 
-    settings = _settings(args)
+    settings = Settings.from_args(args)
     if args.top_k:
         settings = settings.with_(top_k=args.top_k)
     filters = Filters(sources=args.source or [], doc_ids=args.doc or [], since=args.since or "",
@@ -87,7 +82,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_docs(args: argparse.Namespace) -> int:
     from rag.assistant import Assistant
 
-    with Assistant(_settings(args)) as kabar:
+    with Assistant(Settings.from_args(args)) as kabar:
         docs = kabar.documents()
     for d in docs:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(d.ingested_at))
@@ -100,7 +95,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     from rag.assistant import Assistant
 
     missing = 0
-    with Assistant(_settings(args)) as kabar:
+    with Assistant(Settings.from_args(args)) as kabar:
         for doc_id in args.doc_ids:
             removed = kabar.delete_document(doc_id)
             if removed:
@@ -114,7 +109,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from rag.assistant import Assistant
 
-    with Assistant(_settings(args)) as kabar:
+    with Assistant(Settings.from_args(args)) as kabar:
         info = kabar.info()
     if args.json:
         print(json.dumps(info, indent=2))
@@ -131,7 +126,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         if not args.json:
             print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:16} {check.summary}", flush=True)
 
-    checks = run_checks(_settings(args), llm=not args.no_llm, full_hash=args.full_hash, report=show)
+    checks = run_checks(Settings.from_args(args), llm=not args.no_llm, full_hash=args.full_hash, report=show)
     if args.json:
         print(json.dumps([asdict(c) for c in checks], indent=2, ensure_ascii=False))
     return 0 if all(c.ok for c in checks) else 1
@@ -139,9 +134,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_serve_llm(args: argparse.Namespace) -> int:
     from rag.errors import LLMServerStoppedError
-    from rag.local_llm import LocalLlamaServer, ensure_model, stopped_message
+    from rag.models.local_llm import LocalLlamaServer, ensure_model, stopped_message
 
-    settings = _settings(args)
+    settings = Settings.from_args(args)
     model = ensure_model(settings.models_dir)
     log = settings.data_dir / "logs" / "llama-server.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -157,16 +152,8 @@ def cmd_serve_llm(args: argparse.Namespace) -> int:
     return 0
 
 
-Command = Callable[[argparse.Namespace], int]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kabar",
-                                     description="Question answering over news articles, with cited answers.")
-    parser.add_argument("--data-dir", help="where the store and the model live (env KABAR_DATA_DIR)")
-    parser.add_argument("--collection", help="collection name (env KABAR_COLLECTION)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def register(sub: Any) -> None:
+    """Add the library's own subcommands to the ``kabar`` command's subparsers (see :mod:`ui.main`)."""
     p = sub.add_parser("ask", help="ask a question; streams the answer, then lists the sources")
     p.add_argument("question")
     p.add_argument("--top-k", type=int, help="chunks to retrieve (env KABAR_TOP_K)")
@@ -197,51 +184,3 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve-llm", help="run the local LLM server in the foreground for other processes to share")
     p.add_argument("--port", type=int, help="port on 127.0.0.1 (env KABAR_LLM_PORT, default 8765)")
     p.set_defaults(func=cmd_serve_llm)
-
-    for register in _extensions():
-        register(sub)
-    return parser
-
-
-def _extensions() -> list[Callable[[Any], None]]:
-    """Subcommands that live with their stage (ingest/, eval/, ui/), found by name at run time.
-
-    rag/ depends on none of them: an installation without one simply lacks its command.
-    """
-    found = []
-    for module in ("ingest.cli", "eval.cli", "ui.cli"):
-        try:
-            mod = __import__(module, fromlist=["register"])
-        except ModuleNotFoundError as e:
-            if e.name not in (module, module.split(".")[0]):
-                raise
-            continue
-        found.append(mod.register)
-    return found
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except KabarError as e:
-        if os.environ.get("KABAR_DEBUG"):
-            raise
-        print(f"kabar: error: {e}", file=sys.stderr)
-        return 1
-    except ValueError as e:
-        if os.environ.get("KABAR_DEBUG"):
-            raise
-        print(f"kabar: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("kabar: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # output piped into `head` and the like
-        sys.stderr.close()
-        return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -26,8 +26,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from rag import cpu
 from rag.errors import KabarError
+from rag.models import cpu
 from rag.settings import Settings
 
 #: ~400 tokens of Indonesian news text: what the llm check sends as its source (the prompt
@@ -79,7 +79,7 @@ def llama_system_info() -> tuple[str, str]:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         if done.returncode < 0:
-            from rag.local_llm import stopped_message
+            from rag.models.local_llm import stopped_message
 
             raise KabarError(stopped_message(done.returncode, None, what="loading llama.cpp"))
         last = (done.stderr.strip().splitlines() or ["no message"])[-1]
@@ -98,7 +98,7 @@ def check_build() -> Check:
 
 
 def check_model(settings: Settings, full_hash: bool) -> Check:
-    from rag.local_llm import MODEL_SHA256, ensure_model
+    from rag.models.local_llm import MODEL_SHA256, ensure_model
     from rag.types import file_sha256
 
     started = time.perf_counter()
@@ -143,10 +143,10 @@ def probe_llm(chat: Any) -> dict[str, Any]:
 
 
 def check_llm(settings: Settings) -> Check:
-    from rag.llm import OpenAIChat
+    from rag.models import OpenAIChat
 
     if settings.local_llm:
-        from rag.local_llm import LocalLlamaChat, LocalLlamaServer, ensure_model
+        from rag.models.local_llm import LocalLlamaChat, LocalLlamaServer, ensure_model
 
         log = settings.data_dir / "logs" / "llama-server.log"
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -175,7 +175,7 @@ def check_llm(settings: Settings) -> Check:
 
 
 def check_embedder(settings: Settings) -> Check:
-    from rag.embeddings import make_embedder
+    from rag.models import make_embedder
     from rag.tokens import count_tokens
 
     embedder = make_embedder(settings)
@@ -196,7 +196,7 @@ def check_embedder(settings: Settings) -> Check:
 
 
 def check_store(settings: Settings) -> Check:
-    from rag.embeddings import make_embedder
+    from rag.models import make_embedder
     from rag.store import ChromaStore
 
     store = ChromaStore.from_settings(settings, make_embedder(settings).model_id)

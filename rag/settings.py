@@ -67,6 +67,10 @@ class Settings:
     api_token: str = field(default="", repr=False)
     api_max_body_mb: float = 25.0
 
+    judge_base_url: str = ""
+    judge_model: str = ""
+    judge_api_key: str = field(default="", repr=False)
+
     def __post_init__(self) -> None:
         positive = ("chunk_tokens", "top_k", "per_doc", "context_tokens", "max_answer_tokens", "embed_batch_size",
                     "llm_context_tokens", "llm_timeout_s", "max_file_mb", "api_max_body_mb")
@@ -126,6 +130,13 @@ class Settings:
         return replace(self, **changes)
 
     @classmethod
+    def from_args(cls, args: Any, **overrides: Any) -> "Settings":
+        """Settings for a ``kabar`` subcommand: the environment, then the global ``--data-dir`` and
+        ``--collection`` options, then ``overrides`` (None: not given)."""
+        return cls.from_env(data_dir=getattr(args, "data_dir", None), collection=getattr(args, "collection", None),
+                            **overrides)
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
         """Build settings from environment variables; keyword overrides win."""
         env = os.environ if environ is None else environ
@@ -141,6 +152,11 @@ class Settings:
             if isinstance(values.get(name), str):
                 values[name] = Path(values[name])
         return cls(**values)
+
+
+def debug(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether KABAR_DEBUG asks for tracebacks instead of one-line errors."""
+    return bool((os.environ if environ is None else environ).get("KABAR_DEBUG"))
 
 
 def _convert(name: str, var: str, raw: str, typ: Any) -> Any:
@@ -196,4 +212,7 @@ ENV: dict[str, str] = {
     "ui_password": "KABAR_UI_PASSWORD",
     "api_token": "KABAR_API_TOKEN",
     "api_max_body_mb": "KABAR_API_MAX_BODY_MB",
+    "judge_base_url": "KABAR_JUDGE_BASE_URL",
+    "judge_model": "KABAR_JUDGE_MODEL",
+    "judge_api_key": "KABAR_JUDGE_API_KEY",
 }

@@ -1,8 +1,8 @@
 """Words for comparison: stop words, stems, diacritics, as the lexical index and the checks see them.
 
-Kabar compares words in four places: the BM25 index (:mod:`rag.lexical`), citation
-checking (:mod:`rag.citations`), the refusal gates (:mod:`rag.refusal`) and brief answers
-(:mod:`rag.brief`). They share these helpers so that a word counts as the same word
+Kabar compares words in four places: the BM25 index (:mod:`rag.store.lexical`), citation
+checking (:mod:`rag.answer.citations`), the refusal gates (:mod:`rag.answer.refusal`) and brief answers
+(:mod:`rag.answer.brief`). They share these helpers so that a word counts as the same word
 everywhere: lowercased, without diacritics ("Shōnen" is "shonen"), and with its English
 and Indonesian Snowball stems (PyStemmer) beside it. Does not detect languages
 (:mod:`rag.lang`) or tokenise for the model (:mod:`rag.tokens`).

@@ -1,6 +1,6 @@
 """Plain dataclasses that travel between Kabar's stages.
 
-    Document -> Chunk -> (store) -> Hit -> Answer(Citation, ...)
+    Document -> Chunk -> (store) -> Hit -> Retrieval -> Answer(Citation, ...)
 
 Ids are derived from content or source so that re-ingesting the same article is an
 upsert that changes nothing. Reprs stay short: long texts are truncated.
@@ -173,7 +173,7 @@ class Hit:
 
     ``score`` is what ranked it: a cosine similarity from dense search, a BM25 score from
     lexical search, or the fused score from hybrid search (a weighted sum of standard
-    scores, :mod:`rag.fusion`), which then keeps the two component scores (None where that
+    scores, :mod:`rag.search.fusion`), which then keeps the two component scores (None where that
     search did not find the chunk).
     """
 
@@ -184,6 +184,24 @@ class Hit:
 
     def __repr__(self) -> str:
         return f"Hit(score={self.score:.3f}, doc_id={self.chunk.doc_id!r}, text={short(self.chunk.text, 40)!r})"
+
+
+@dataclass
+class Retrieval:
+    """What one search for a question found and learned, for the stages after it.
+
+    ``hits`` best first; ``lang`` the question's language as searched; ``outlets`` the source
+    values of each publication the question names; ``doc_counts`` how many chunks of the whole
+    collection hold each lexical term of the question (its words and its content terms) and
+    ``total`` how many chunks there are (0: no lexical index). The refusal gate weighs the
+    question's terms from these, so nothing goes back to the store after the answer.
+    """
+
+    hits: list[Hit]
+    lang: str = ""
+    outlets: list[list[str]] = field(default_factory=list)
+    doc_counts: dict[str, int] = field(default_factory=dict)
+    total: int = 0
 
 
 @dataclass
@@ -267,7 +285,7 @@ class Answer:
     share of the question's own terms found in the sources, each weighed by its rarity in
     the collection, a long question counting as eight terms (0 for a refusal); below
     ``Settings.min_coverage`` it is declined too. ``confidence`` is the model's own
-    probability of the answer it wrote, per token (:func:`rag.refusal.answer_confidence`; None
+    probability of the answer it wrote, per token (:func:`rag.answer.refusal.answer_confidence`; None
     when not asked: ``Settings.min_confidence`` 0, or the server sent no log-probabilities);
     below ``Settings.min_confidence`` the answer is declined.
     ``text`` is brief: a restatement of the question in front of the answer is dropped.

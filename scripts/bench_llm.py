@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rag.local_llm import ensure_model, usable_cores  # noqa: E402
+from rag.models.local_llm import ensure_model, usable_cores  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 TEXT = (Path(__file__).resolve().parent.parent / "examples" / "articles" / "alibaba-cloud-reshuffle-id.txt")

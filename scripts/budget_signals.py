@@ -1,4 +1,4 @@
-"""Calibrate rag.budget without the model: which questions get the whole source budget, and what it costs.
+"""Calibrate rag.search.budget without the model: which questions get the whole source budget, and what it costs.
 
     KABAR_DATA_DIR=... python scripts/budget_signals.py FOLDER --collection eval-<set>-<key>
         [--shares 0.6,0.7,0.8,0.9] [--facts 400,600,800]
@@ -22,10 +22,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eval.dataset import load_set  # noqa: E402
+from rag.answer.prompt import select_sources  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
-from rag.budget import article_share, spans_articles  # noqa: E402
-from rag.prompt import select_sources  # noqa: E402
-from rag.retrieval import mentioned_publications  # noqa: E402
+from rag.search.budget import article_share, spans_articles  # noqa: E402
+from rag.search.retrieval import mentioned_publications  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.tokens import count_tokens  # noqa: E402
 

@@ -10,7 +10,7 @@
 kernels, which crash (SIGSEGV in ``ggml_backend_amx_mul_mat``), and a wheel built that way
 dies with SIGILL on an older CPU that gets it from a shared cache. Instead each ISA
 extension this CPU has (AVX2, FMA, F16C, BMI2, AVX-512 and its VBMI/VNNI/BF16 parts,
-AVX-VNNI) is switched on by name, AMX always off (see ``rag/cpu.py``), so the AVX-512 and
+AVX-VNNI) is switched on by name, AMX always off (see ``rag/models/cpu.py``), so the AVX-512 and
 AVX2 repacked Q4_K kernels stay. Only the libraries Kabar loads are built: no multimodal
 library, tools, examples or tests, and not llama.cpp's "common" library
 (``llama-trim.cmake``). ``scripts/setup.sh`` runs this with the system Python, before the
@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _load_cpu():  # type: ignore[no-untyped-def]
-    """rag/cpu.py by path: importing the ``rag`` package would need its dependencies."""
-    spec = importlib.util.spec_from_file_location("kabar_cpu", ROOT / "rag" / "cpu.py")
+    """rag/models/cpu.py by path: importing the ``rag`` package would need its dependencies."""
+    spec = importlib.util.spec_from_file_location("kabar_cpu", ROOT / "rag" / "models" / "cpu.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -7,13 +7,13 @@ same sources the model saw, retrieval being deterministic), the model's recorded
 checked as Kabar checks it, and the grounding and coverage gates are applied with the
 sources judged being: ``all`` of them, the ``cited`` ones (the default), or the cited ones
 plus the first k. Prints refusal F1, refusal rate and answer F1 per basis, term cap
-(``--terms``, ``rag.refusal.COVERAGE_TERMS``), coverage threshold (grounding
+(``--terms``, ``rag.answer.refusal.COVERAGE_TERMS``), coverage threshold (grounding
 threshold 0.5) and confidence threshold (``--confidence``: the model's per-token probability
 of its answer, ``KABAR_MIN_CONFIDENCE``, from the log-probabilities that runs made with
 ``KABAR_MIN_CONFIDENCE`` above 0 record), so a change can be weighed on answerable and
 unanswerable sets together without asking the model again. ``--basis`` limits the bases;
 ``--unweighted`` weighs every question term alike in the coverage gate (Kabar weighs them by
-their IDF in the collection, :func:`rag.refusal.term_weights`).
+their IDF in the collection, :func:`rag.answer.refusal.term_weights`).
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eval.metrics import refusal_scores, strip_citations, token_f1  # noqa: E402
-from rag import refusal  # noqa: E402
+from rag.answer import refusal  # noqa: E402
+from rag.answer.brief import brief  # noqa: E402
+from rag.answer.citations import verify_citations  # noqa: E402
+from rag.answer.refusal import answer_confidence, coverage, grounding, is_refusal  # noqa: E402
 from rag.assistant import Assistant  # noqa: E402
-from rag.brief import brief  # noqa: E402
-from rag.citations import verify_citations  # noqa: E402
-from rag.refusal import answer_confidence, coverage, grounding, is_refusal  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 
 BASES = ("all", "cited", "cited articles", "cited+top1", "cited+top2", "cited+top3")

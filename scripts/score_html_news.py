@@ -26,9 +26,9 @@ from typing import Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingest import ingest  # noqa: E402
-from rag.embeddings import Embedder  # noqa: E402
+from rag.models.embeddings import Embedder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
-from rag.store import ChromaStore  # noqa: E402
+from rag.store.chroma import ChromaStore  # noqa: E402
 from rag.types import content_hash  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "html-news"

@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 
 import pytest
 
-from rag.embeddings import Embedder, LocalE5Embedder
+from rag.models.embeddings import Embedder, LocalE5Embedder
 from rag.settings import Settings
 from rag.store import ChromaStore
 
@@ -90,7 +90,7 @@ def models_dir_for_tests() -> Path:
 @pytest.fixture(scope="session")
 def local_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """The real local llama.cpp server with the default model, shared by the session."""
-    from rag.local_llm import LocalLlamaChat, LocalLlamaServer, ensure_model
+    from rag.models.local_llm import LocalLlamaChat, LocalLlamaServer, ensure_model
 
     model = ensure_model(models_dir_for_tests())
     log = tmp_path_factory.mktemp("llm") / "server.log"

@@ -69,7 +69,7 @@ def _modules_after(statement: str) -> list[str]:
     "import rag",
     "from rag import Assistant, Settings; Assistant(Settings())",
     "import ingest",
-    "import rag.cli; rag.cli.build_parser()",
+    "import ui.main; ui.main.build_parser()",
 ])
 def test_import_loads_no_heavy_module(statement: str) -> None:
     assert _modules_after(statement) == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.brief import brief
+from rag.answer import brief
 from tests.test_grounding import kabar_replying
 
 

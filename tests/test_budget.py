@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from ingest import ingest
+from rag.answer import format_source
 from rag.assistant import Assistant
-from rag.budget import SPAN_TERMS, article_share, source_budget, spans_articles
-from rag.prompt import format_source
+from rag.search.budget import SPAN_TERMS, article_share, source_budget, spans_articles
 from rag.settings import Settings
 from rag.tokens import count_tokens
 from rag.types import Chunk, Hit

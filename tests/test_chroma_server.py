@@ -22,18 +22,18 @@ from eval.dataset import load_set
 from eval.runner import RunOptions, run_eval
 from ingest import ingest
 from rag.assistant import Assistant
-from rag.chunk_meta import complete_versions
-from rag.cli import main
-from rag.embeddings import Embedder
 from rag.errors import StoreError
-from rag.lexical import LexicalIndex
+from rag.models import Embedder
 from rag.settings import Settings
 from rag.store import ChromaStore
+from rag.store.lexical import LexicalIndex
+from rag.store.meta import complete_versions
 from tests.chroma_server import ChromaServer, chroma_script
 from tests.conftest import ALIBABA, FACT_QUESTION, ROOT, SAMPLE_ARTICLES, SAMPLE_QUESTIONS, HashEmbedder
 from tests.test_http_api import fake_llm
 from tests.test_store import MODEL, MakeStore, StoreContract
 from ui.api import build_api
+from ui.main import main
 
 pytestmark = pytest.mark.skipif(not chroma_script().exists(), reason="the chroma command is not installed")
 QUESTIONS = [json.loads(line)["question"] for line in SAMPLE_QUESTIONS.read_text(encoding="utf-8").splitlines()]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rag.citations import cited_numbers, verify_citations
-from rag.refusal import is_refusal
+from rag.answer import is_refusal
+from rag.answer.citations import cited_numbers, verify_citations
 from rag.types import Chunk, Hit
 
 

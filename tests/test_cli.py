@@ -1,4 +1,4 @@
-"""The ``kabar`` command line (rag.cli.main), run in-process with argv.
+"""The ``kabar`` command line (ui.main.main), run in-process with argv.
 
 The CLI builds its own components from settings, so ingest here uses the real e5
 embedder on one or two short articles.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.cli import main
+from ui.main import main
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.condense import resolve_ellipsis
+from rag.answer.condense import resolve_ellipsis
 
 
 @pytest.mark.parametrize("previous, follow_up, expected", [

@@ -117,7 +117,7 @@ def test_sigkill_at_random_moments_leaves_documents_whole_or_absent(tmp_path: Pa
            "KABAR_EMBED_MODEL": "fake-hash", "KABAR_CHUNK_TOKENS": "24", "KABAR_CHUNK_OVERLAP": "4",
            "KABAR_EMBED_BATCH_SIZE": "64"}
     settings = Settings.from_env(data_dir=data_dir).with_(embed_base_url=embeddings_url, embed_model="fake-hash")
-    command = [sys.executable, "-c", "import sys; from rag.cli import main; sys.exit(main())", "ingest", str(corpus)]
+    command = [sys.executable, "-c", "import sys; from ui.main import main; sys.exit(main())", "ingest", str(corpus)]
     # New kill moments every run; CRASH_SEED=N replays a failure (the seed is in its message).
     seed = int(os.environ.get("CRASH_SEED") or time.time_ns() % 100_000)
     rng = random.Random(seed)

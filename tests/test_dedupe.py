@@ -9,9 +9,9 @@ import webfixtures as web
 
 from ingest import ingest
 from ingest.dedupe import NearDuplicates, is_same_story, signature
-from rag.citations import resolve_citations
-from rag.embeddings import Embedder
-from rag.prompt import format_source
+from rag.answer import format_source
+from rag.answer.citations import resolve_citations
+from rag.models import Embedder
 from rag.settings import Settings
 from rag.store import ChromaStore
 from rag.types import Answer, content_hash

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.cli import main
 from tests.conftest import models_dir_for_tests
+from ui.main import main
 
 needs_llama = pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,
                                  reason="llama-cpp-python is not installed (scripts/setup.sh local)")

@@ -8,9 +8,9 @@ from typing import Sequence
 import numpy as np
 import pytest
 
-from rag.e5 import E5Numpy, _plan
-from rag.embeddings import Embedder, LocalE5Embedder
 from rag.errors import ConfigError, EmbeddingError
+from rag.models.e5 import E5Numpy, _plan
+from rag.models.embeddings import Embedder, LocalE5Embedder
 from rag.settings import Settings
 from tests.conftest import SAMPLE_ARTICLES
 

@@ -10,9 +10,9 @@ import pytest
 
 from eval.dataset import load_set
 from eval.runner import RunOptions, run_eval
-from rag.cli import main
 from rag.settings import Settings
 from tests.conftest import ROOT, SAMPLE_ARTICLES, SAMPLE_QUESTIONS
+from ui.main import main
 
 EXAMPLES = ROOT / "examples"
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import httpx
 
+from eval.compare import compare_runs, format_comparison, outcome
 from eval.report import histogram, html_report, markdown_report, rank_counts, svg_bars
-from eval.results import QuestionResult, compare_runs, format_comparison, load_run, outcome
+from eval.results import QuestionResult, load_run
 from eval.runner import RunOptions, run_eval
 from rag.settings import Settings
 from tests.test_eval_runner import CountingEmbedder, answering, fake_chat, sse, write_set

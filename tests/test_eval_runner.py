@@ -28,7 +28,7 @@ from eval.runner import (
     run_eval,
 )
 from rag.errors import ConfigError, InputError, LLMUnavailableError, StoreError
-from rag.llm import OpenAIChat
+from rag.models import OpenAIChat
 from rag.settings import Settings
 from tests.conftest import HashEmbedder
 
@@ -331,10 +331,11 @@ def test_judge_grades_go_to_their_own_file(tmp_path: Path, settings: Settings):
 
 def test_judge_needs_configuration_and_answers():
     with pytest.raises(ConfigError, match="KABAR_JUDGE_BASE_URL"):
-        Judge.from_settings(JudgeSettings.from_env({}))
-    js = JudgeSettings.from_env({"KABAR_JUDGE_BASE_URL": "http://j/v1", "KABAR_JUDGE_MODEL": "m",
-                                 "KABAR_JUDGE_API_KEY": "secret-key"})
-    assert js.configured and "secret-key" not in repr(js)
+        Judge.from_settings(JudgeSettings.from_settings(Settings.from_env({})))
+    settings = Settings.from_env({"KABAR_JUDGE_BASE_URL": "http://j/v1", "KABAR_JUDGE_MODEL": "m",
+                                  "KABAR_JUDGE_API_KEY": "secret-key"})
+    js = JudgeSettings.from_settings(settings)
+    assert js.configured and js.model == "m" and "secret-key" not in repr(js) + repr(settings)
 
 
 def test_judge_with_retrieval_only_is_an_error(tmp_path: Path, settings: Settings):
@@ -388,7 +389,7 @@ def test_cli_run_treats_sigterm_like_ctrl_c(tmp_path: Path, monkeypatch: pytest.
     import os
     import signal
 
-    from rag.cli import main
+    from ui.main import main
 
     write_set(tmp_path / "set")
     monkeypatch.setattr("eval.runner.make_embedder", lambda settings: CountingEmbedder())

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rag.fusion import Signal, fuse, idf, lexical_weight, standard_scores
+from rag.search.fusion import Signal, fuse, idf, lexical_weight, standard_scores
 
 
 def test_standard_scores_and_floor_by_hand():

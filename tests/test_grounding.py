@@ -12,10 +12,10 @@ import re
 import pytest
 
 from ingest.pipeline import ingest_documents
+from rag.answer import refusal_text
+from rag.answer.refusal import coverage, grounding, judged_sources, term_weights
 from rag.assistant import Assistant
-from rag.prompt import refusal_text
-from rag.refusal import coverage, grounding, judged_sources, term_weights
-from rag.retrieval import hybrid_search, mentioned_publications
+from rag.search import hybrid_search, mentioned_publications
 from rag.settings import Settings
 from rag.text import question_terms
 from rag.types import Chunk, Document, Hit
@@ -222,10 +222,10 @@ def test_a_question_naming_two_outlets_retrieves_from_both(store, hash_embedder)
                      text="Engineers blamed a faulty valve; weather was not the main problem.")
     ingest_documents([*planet, bugle], store, hash_embedder)
     question = "Did the Daily Planet and The Bugle agree on why the rocket launch was delayed?"
-    top = [h.chunk.doc_id for h in hybrid_search(store, hash_embedder, question, 8)]
+    top = [h.chunk.doc_id for h in hybrid_search(store, hash_embedder, question, 8).hits]
     assert "bugle" in top
     unnamed = question.replace("The Bugle", "a rival")
-    assert "bugle" not in [h.chunk.doc_id for h in hybrid_search(store, hash_embedder, unnamed, 8)]
+    assert "bugle" not in [h.chunk.doc_id for h in hybrid_search(store, hash_embedder, unnamed, 8).hits]
 
 
 def test_kabar_ask_shows_that_an_ungrounded_answer_was_declined(tmp_path, monkeypatch, capsys):
@@ -233,7 +233,7 @@ def test_kabar_ask_shows_that_an_ungrounded_answer_was_declined(tmp_path, monkey
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from rag.cli import main
+    from ui.main import main
 
     class FakeLLM(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 - the http.server name

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from ingest import ingest
 from rag.assistant import Assistant
 from rag.errors import ConfigError
-from rag.llm import OpenAIChat
+from rag.models import OpenAIChat
 from rag.settings import Settings
 from tests.conftest import ALIBABA, FACT_QUESTION, SAMPLE_ARTICLES, HashEmbedder
 from tests.test_llm_errors import event, sse
@@ -331,7 +331,7 @@ def test_no_input_gets_a_server_error(kabar: Assistant, mode: str) -> None:
 
 
 def test_kabar_serve_refuses_a_public_address_without_a_token(capsys: pytest.CaptureFixture[str]) -> None:
-    from rag.cli import main
+    from ui.main import main
 
     assert main(["serve", "--host", "0.0.0.0", "--no-ui"]) == 1
     err = capsys.readouterr().err

@@ -13,7 +13,7 @@ import pytest
 
 from ingest import ingest
 from rag.assistant import Assistant
-from rag.embeddings import Embedder
+from rag.models import Embedder
 from rag.settings import Settings
 from rag.store import ChromaStore
 from rag.types import content_hash

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rag import cpu
+from rag.models import cpu
 from tests.conftest import ROOT
 
 SAPPHIRE_RAPIDS = ("flags : fpu sse4_2 avx f16c fma bmi2 avx2 avx512f avx512cd avx512vl avx512dq avx512bw "

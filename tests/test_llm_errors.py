@@ -1,4 +1,4 @@
-"""What the chat client does when the LLM server fails (rag.llm.OpenAIChat).
+"""What the chat client does when the LLM server fails (rag.models.llm.OpenAIChat).
 
 The fake sits at the network boundary only: a real ``openai.OpenAI`` client whose HTTP
 transport is an ``httpx.MockTransport``. The end-to-end tests point a real Assistant and
@@ -20,12 +20,11 @@ import pytest
 
 from ingest import ingest
 from rag.assistant import Assistant
-from rag.cli import main
-from rag.embeddings import Embedder
 from rag.errors import LLMError, LLMTimeoutError, LLMUnavailableError
-from rag.llm import OpenAIChat
+from rag.models import Embedder, OpenAIChat
 from rag.settings import Settings
 from rag.types import Usage
+from ui.main import main
 
 BASE_URL = "http://llm.test/v1"
 MESSAGES = [{"role": "system", "content": "Answer from the sources."}, {"role": "user", "content": "Who leads?"}]

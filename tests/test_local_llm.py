@@ -1,6 +1,6 @@
 """The local LLM server's life: tied to the Kabar process, reported when it stops, replaced after.
 
-The first tests need no model: they check the owner-watch of :mod:`rag.llm_child` and the
+The first tests need no model: they check the owner-watch of :mod:`rag.models.llm_child` and the
 messages. The rest (marked ``llm``) run the real llama.cpp server with the default model,
 the way users run it: started from a short-lived thread, killed with the owner, crashed
 mid-answer.
@@ -24,7 +24,7 @@ import pytest
 from ingest import ingest
 from rag.assistant import Assistant
 from rag.errors import LLMServerStoppedError, LLMUnavailableError
-from rag.local_llm import stopped_message
+from rag.models.local_llm import stopped_message
 from rag.settings import Settings
 from tests.conftest import ROOT, SAMPLE_ARTICLES, models_dir_for_tests
 
@@ -67,7 +67,7 @@ def test_watched_child_ends_when_its_owner_is_killed() -> None:
     owner, child = run_owner("""
         import subprocess, sys, time
         child = subprocess.Popen([sys.executable, "-c",
-                                  "from rag.llm_child import exit_when_parent_goes; import time; "
+                                  "from rag.models.llm_child import exit_when_parent_goes; import time; "
                                   "exit_when_parent_goes(0); time.sleep(120)"], stdin=subprocess.PIPE)
         print(child.pid, flush=True)
         time.sleep(120)
@@ -96,7 +96,7 @@ def test_stopped_messages_name_the_signal_and_the_log(tmp_path: Path) -> None:
 
 def dying_server(sig: int, log: Path) -> Any:
     """A server whose process dies with ``sig`` as it starts, the way a build for another CPU does."""
-    from rag.local_llm import LocalLlamaServer
+    from rag.models.local_llm import LocalLlamaServer
 
     class Server(LocalLlamaServer):
         def command(self) -> list[str]:
@@ -119,7 +119,7 @@ def test_a_server_killed_by_sigill_while_starting_says_to_rebuild(tmp_path: Path
 
 
 def test_generation_leaves_cores_free_and_the_prompt_uses_all(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rag import local_llm
+    from rag.models import local_llm
 
     def option(server: local_llm.LocalLlamaServer, name: str) -> str:
         command = server.command()
@@ -236,7 +236,7 @@ def test_chat_page_shows_the_crash_and_stays_usable(ingested: Settings, e5: Any)
 def test_several_hundred_token_prompt_through_the_real_server(local_settings: Settings) -> None:
     """The prompt length at which llama.cpp's AMX kernels crashed: the build must answer it."""
     from rag.doctor import probe_llm
-    from rag.local_llm import LocalLlamaChat, LocalLlamaServer, ensure_model
+    from rag.models.local_llm import LocalLlamaChat, LocalLlamaServer, ensure_model
 
     server = LocalLlamaServer(ensure_model(local_settings.models_dir), log_path=local_settings.data_dir / "probe.log")
     chat = LocalLlamaChat(server)

@@ -1,4 +1,4 @@
-"""Filtered dense search through the lexical index (rag.prefilter) against Chroma's own filtering."""
+"""Filtered dense search through the lexical index (rag.store.prefilter) against Chroma's own filtering."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag import prefilter
-from rag.prefilter import where_sql
 from rag.settings import Settings
-from rag.store import ChromaStore
+from rag.store import ChromaStore, prefilter
+from rag.store.where import where_sql
 from rag.types import Chunk, Filters
 
 DIM = 16
@@ -104,7 +103,7 @@ def test_an_unknown_filter_still_filters(store: ChromaStore) -> None:
 
 
 def test_a_long_question_keeps_its_rarest_terms_within_the_postings_budget(tmp_path: Path) -> None:
-    from rag.lexical import LexicalIndex
+    from rag.store.lexical import LexicalIndex
 
     index = LexicalIndex(tmp_path / "lex.sqlite")
     rows = [(f"c{i}", f"pasar saham naik turun hari ini {i}", {"doc_id": f"d{i}", "lang": "id"}) for i in range(200)]
@@ -133,7 +132,7 @@ def test_every_chunk_has_its_vector_copied_and_scored_like_chroma(store: ChromaS
 
 def test_an_index_without_vector_copies_gets_them_from_chroma_and_searches_meanwhile(
         store: ChromaStore, tmp_path: Path) -> None:
-    from rag.lexical import LexicalIndex
+    from rag.store.lexical import LexicalIndex
 
     # An index written before the copies existed (or by a writer killed before copying them).
     lexical = store.lexical
@@ -171,7 +170,7 @@ def test_bm25_applies_a_narrow_filter_inside_the_search(tmp_path: Path, fetch: i
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     # 300 chunks say "saham"; the 6 of one outlet are among the weakest BM25 matches. A search
     # that filtered after ranking (even over four times k) would return none of them.
-    from rag import lexical
+    from rag.store import lexical
 
     monkeypatch.setattr(lexical, "FILTER_FETCH", fetch)
     monkeypatch.setattr(lexical, "FILTER_IDS", ids)

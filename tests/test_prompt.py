@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from rag.context import GAP
+from rag.answer.context import GAP
+from rag.answer.prompt import MASK, build_messages, render, select_sources
 from rag.errors import ConfigError
-from rag.prompt import MASK, build_messages, render, select_sources
 from rag.tokens import count_tokens
 from rag.types import Alternative, Chunk, Hit
 

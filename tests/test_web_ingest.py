@@ -17,7 +17,7 @@ from werkzeug import Request, Response
 
 from ingest import ingest
 from ingest.fetch import Fetcher
-from rag.embeddings import Embedder
+from rag.models import Embedder
 from rag.settings import Settings
 from rag.store import ChromaStore
 from rag.types import Chunk, content_hash
@@ -412,7 +412,7 @@ def test_outlet_and_date_filter_retrieval(tmp_path: Path, run, store: ChromaStor
 
 def test_kabar_ingest_command_takes_urls_and_pages(httpserver: HTTPServer, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from rag.cli import main
+    from ui.main import main
 
     httpserver.expect_request("/a").respond_with_data(web.news_page(), content_type="text/html")
     httpserver.expect_request("/gone").respond_with_data("", status=404)

@@ -1,6 +1,6 @@
 """``kabar ui`` (the chat page) and ``kabar serve`` (the HTTP API, with the chat page at /ui).
 
-Registered by :mod:`rag.cli` without importing Gradio. Both bind to 127.0.0.1 unless told
+Registered by :mod:`ui.main` without importing Gradio. Both bind to 127.0.0.1 unless told
 otherwise; any other address needs KABAR_UI_USER and KABAR_UI_PASSWORD for the page and
 KABAR_API_TOKEN for the API. No public share links: put a reverse proxy in front to publish it.
 """
@@ -35,10 +35,10 @@ def cmd_ui(args: argparse.Namespace) -> int:
     # Before Gradio is imported: no usage analytics, no version check.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     from rag.assistant import Assistant
-    from rag.cli import _settings
+    from rag.settings import Settings
     from ui.app import build_app, check_auth, serve
 
-    settings = _settings(args)
+    settings = Settings.from_args(args)
     check_auth(args.host, settings)  # fail before loading anything
     with Assistant(settings) as kabar:
         app = build_app(kabar)
@@ -60,10 +60,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from rag.assistant import Assistant
-    from rag.cli import _settings
+    from rag.settings import Settings
     from ui.server import UI_PATH, check_token, server_app
 
-    settings = _settings(args)
+    settings = Settings.from_args(args)
     check_token(args.host, settings)  # fail before loading anything
     with Assistant(settings) as kabar:
         app = server_app(kabar, args.host, ui=not args.no_ui)

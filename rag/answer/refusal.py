@@ -24,7 +24,7 @@ the answer and the sources the answer rests on (:func:`judged_sources`):
 
 A reply that itself says it does not know (:func:`is_refusal`) is a refusal too. What the
 decision returns, Kabar applies: :mod:`rag.assistant` swaps the text for
-:func:`rag.prompt.refusal_text`. Checking the citations is :mod:`rag.citations`' business.
+:func:`rag.answer.prompt.refusal_text`. Checking the citations is :mod:`rag.answer.citations`' business.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Iterable, Mapping, Sequence
 
-from rag.fusion import idf
 from rag.lang import detect_lang
-from rag.lexical import analyze
+from rag.search.fusion import idf
 from rag.settings import Settings
+from rag.store.lexical import analyze
 from rag.text import content_words, forms, question_terms, vocabulary
 from rag.types import Hit
 
@@ -95,16 +95,16 @@ COVERAGE_TERMS = 8
 PRIOR_CHUNKS = 20
 
 
-def term_weights(question: str, doc_counts: Mapping[str, int], total: int) -> dict[str, float] | None:
+def term_weights(question: str, doc_counts: Mapping[str, int], total: int, lang: str = "") -> dict[str, float] | None:
     """Each of the question's terms (:func:`rag.text.question_terms`) weighed by its IDF in the
     collection, as BM25 weighs it, smoothed (:data:`PRIOR_CHUNKS`): ``doc_counts`` maps lexical
-    index terms (:func:`rag.lexical.analyze` of the question's terms) to the chunks holding
+    index terms (:func:`rag.store.lexical.analyze` of the question's terms) to the chunks holding
     them, ``total`` is the chunks in all. None when there is no index to ask (``total`` 0):
-    every term then weighs the same.
+    every term then weighs the same. ``lang``: the question's language, when already known.
     """
     if total <= 0:
         return None
-    lang = detect_lang(question)
+    lang = lang or detect_lang(question)
     return {t: idf(1 + max((doc_counts.get(a, 0) for a in analyze(t, lang)), default=0), total + PRIOR_CHUNKS)
             for t in question_terms(question)}
 

@@ -1,6 +1,6 @@
 """The local LLM server's own process: llama.cpp's OpenAI-compatible server, tied to Kabar.
 
-:class:`rag.local_llm.LocalLlamaServer` starts ``python -m rag.llm_child <server args>``
+:class:`rag.models.local_llm.LocalLlamaServer` starts ``python -m rag.models.llm_child <server args>``
 with a pipe as its standard input and keeps the other end. This module watches that pipe
 from a thread and ends the process when it reads end-of-file: that happens when the Kabar
 process that owns the server exits, however it exits (SIGKILL included), and whichever of

@@ -17,9 +17,7 @@ cheapest exact-enough way:
   filter itself, as it does whenever the index cannot evaluate the filter, lacks vector
   copies, or an approach above comes up short.
 
-:func:`where_sql` translates the part of Chroma's filter syntax that
-:meth:`rag.types.Filters.where` writes (sources, documents, a publication date range,
-``$and``/``$or``). Does not rank or fuse.
+The filters themselves are translated by :mod:`rag.store.where`. Does not rank or fuse.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 if TYPE_CHECKING:
-    from rag.lexical import LexicalIndex
+    from rag.store.lexical import LexicalIndex
 
 #: Most passing chunks scored from the lexical index's vector copies.
 MAX_SCAN = 30_000
@@ -42,48 +40,7 @@ MAX_OVERFETCH = 3_000
 #: Most ids handed to Chroma's search, and read from the lexical index.
 MAX_IDS = 50_000
 
-#: Filterable metadata -> its SQL expression in the lexical index (each has an index there)
-#: and the type of its values (SQLite would compare a string with a number; Chroma matches nothing).
-COLUMNS: dict[str, tuple[str, type]] = {
-    "doc_id": ("doc_id", str),
-    "source": ("json_extract(meta, '$.source')", str),
-    "published_day": ("json_extract(meta, '$.published_day')", int),
-}
-_OPS = {"$eq": "=", "$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
-
 Result = dict[str, list[Any]]
-
-
-def where_sql(where: dict[str, Any]) -> tuple[str, list[Any]] | None:
-    """A SQL condition over the lexical index's ``chunks`` table equal to ``where``, with its
-    parameters; None for syntax or fields it does not cover."""
-    if not isinstance(where, dict) or len(where) != 1:
-        return None
-    key, cond = next(iter(where.items()))
-    if key in ("$and", "$or"):
-        if not isinstance(cond, list) or len(cond) < 2:
-            return None
-        parts = [where_sql(c) for c in cond]
-        if any(p is None for p in parts):
-            return None
-        joiner = " AND " if key == "$and" else " OR "
-        return "(" + joiner.join(p[0] for p in parts if p) + ")", [v for p in parts if p for v in p[1]]
-    if key not in COLUMNS:
-        return None
-    column, kind = COLUMNS[key]
-    if not isinstance(cond, dict):
-        cond = {"$eq": cond}
-    if len(cond) != 1:
-        return None
-    op, value = next(iter(cond.items()))
-    values = value if op == "$in" and isinstance(value, list) else [value]
-    if not values or not all(type(v) is kind for v in values):
-        return None  # an empty list or another type: Chroma decides (an error, or nothing matches)
-    if op == "$in":
-        return f"{column} IN ({', '.join('?' * len(values))})", list(values)
-    if op not in _OPS:
-        return None
-    return f"{column} {_OPS[op]} ?", [value]
 
 
 def filtered_query(col: Any, lexical: "LexicalIndex", vector: Sequence[float], k: int, where: dict[str, Any],

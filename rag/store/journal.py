@@ -7,7 +7,7 @@ store opens means a writer died mid-way (SIGKILL, power loss): the opener repair
 documents. The lock tells a dead writer from a live one in another process: the kernel
 releases it when its holder dies, however it dies.
 
-Does not repair anything itself: :class:`rag.store.ChromaStore` decides what a whole
+Does not repair anything itself: :class:`rag.store.chroma.ChromaStore` decides what a whole
 document is.
 """
 

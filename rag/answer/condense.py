@@ -7,7 +7,7 @@ Entry point: :func:`condense`. Two routes:
   of the matching part of the previous question: "who leads hybrid cloud?" + "and public
   cloud?" -> "who leads public cloud?". A name replaces the previous question's name; other
   phrases replace as many words, aligned on a shared last (or first) word, else at the end.
-- Anything else is rewritten by the LLM (``rag/prompts/condense.txt``). Small models often
+- Anything else is rewritten by the LLM (``rag/answer/prompts/condense.txt``). Small models often
   return the previous question unchanged or glued to the follow-up; when the rewrite drops
   words of the follow-up, the follow-up is appended so retrieval still sees them.
 """
@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from rag.llm import Message, OpenAIChat
-from rag.prompt import condense_messages
+from rag.answer.prompt import condense_messages
+from rag.models import Message, OpenAIChat
 from rag.text import content_words
 
 _ELLIPSIS = re.compile(

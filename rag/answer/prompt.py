@@ -1,6 +1,6 @@
 """Prompt assembly: numbered sources fitted to a token budget, rendered from files.
 
-Templates live in ``rag/prompts/*.txt`` and use ``${name}`` placeholders; a missing
+Templates live in ``rag/answer/prompts/*.txt`` and use ``${name}`` placeholders; a missing
 variable is an error, never an empty string. Sources are wrapped in ``<source>`` tags,
 the system prompt tells the model that their content is data, not instructions, and
 sentences in them that address an AI assistant are masked before the model sees them.
@@ -14,9 +14,9 @@ from pathlib import Path
 from string import Template
 from typing import Sequence
 
-from rag.context import assemble_context
+from rag.answer.context import assemble_context
 from rag.errors import ConfigError
-from rag.llm import Message
+from rag.models import Message
 from rag.tokens import count_tokens
 from rag.types import Hit, also_published, is_path
 
@@ -39,7 +39,7 @@ def _template(name: str) -> Template:
 
 
 def render(name: str, **values: object) -> str:
-    """Render ``rag/prompts/<name>.txt``; every placeholder must be given."""
+    """Render ``rag/answer/prompts/<name>.txt``; every placeholder must be given."""
     try:
         return _template(name).substitute(values)
     except KeyError as e:
@@ -105,7 +105,7 @@ def format_source(n: int, hit: Hit) -> str:
 
 
 def select_sources(hits: Sequence[Hit], budget_tokens: int, per_doc: int = 3) -> list[Hit]:
-    """The sources that reach the prompt (see :func:`rag.context.assemble_context`)."""
+    """The sources that reach the prompt (see :func:`rag.answer.context.assemble_context`)."""
     return assemble_context(hits, budget_tokens, lambda h: count_tokens(format_source(99, h)) + 2, per_doc)
 
 

@@ -1,7 +1,7 @@
 """When and how long to wait before asking a model server again.
 
-A request to an OpenAI-compatible server (the chat model in :mod:`rag.llm`, the embedder
-in :mod:`rag.embeddings`) is tried again when trying again is safe and likely to help:
+A request to an OpenAI-compatible server (the chat model in :mod:`rag.models.llm`, the embedder
+in :mod:`rag.models.embeddings`) is tried again when trying again is safe and likely to help:
 the connection failed, or the server answered 429 (too many requests) or 500/502/503 (it
 failed or is overloaded). Waits grow (0.5 s, 1 s, 2 s, ... up to a cap); a ``Retry-After``
 header is honoured when it asks for no more than the cap, and a server that asks for

