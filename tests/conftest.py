@@ -17,7 +17,8 @@ import pytest
 
 from rag.models.embeddings import Embedder, LocalE5Embedder
 from rag.settings import Settings
-from rag.store import ChromaStore
+from rag.store import ChromaStore, DocWrite
+from rag.types import Chunk
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_ARTICLES = ROOT / "examples" / "articles"
@@ -97,3 +98,12 @@ def local_llm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     chat = LocalLlamaChat(LocalLlamaServer(model, log_path=log), timeout_s=300).start()
     yield chat
     chat.close()
+
+
+def write_chunks(store: ChromaStore, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int:
+    """Store chunks through the store's one write path, each document's given chunks becoming its only ones."""
+    by_doc: dict[str, DocWrite] = {}
+    for c, v in zip(chunks, vectors, strict=True):
+        by_doc.setdefault(c.doc_id, DocWrite(c.doc_id, [], [])).chunks.append(c)
+        by_doc[c.doc_id].vectors.append(v)
+    return store.write_documents(list(by_doc.values()))

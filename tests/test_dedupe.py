@@ -9,8 +9,7 @@ import webfixtures as web
 
 from ingest import ingest
 from ingest.dedupe import NearDuplicates, is_same_story, signature
-from rag.answer import format_source
-from rag.answer.citations import resolve_citations
+from rag.answer import format_source, verify_citations
 from rag.models import Embedder
 from rag.settings import Settings
 from rag.store import ChromaStore
@@ -107,7 +106,7 @@ def test_a_copy_from_another_outlet_is_stored_once_and_named_with_the_citation(
     assert len(store.get_chunks(ids["antara.html"])[0].alternatives) == 1
 
     hits = store.lexical_query("Pertalite Solar harga", 3)
-    citations, _ = resolve_citations("Harga Pertalite naik menjadi Rp10.000 [1].", hits)
+    _, citations, _ = verify_citations("Harga Pertalite naik menjadi Rp10.000 [1].", hits)
     assert citations[0].source == "Antara" and citations[0].published == "2022-09-03"
     assert [a.source for a in citations[0].alternatives] == ["Tempo"]
     assert "Also published by: Tempo (2022-09-04)" in format_source(1, hits[0])

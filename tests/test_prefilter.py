@@ -12,6 +12,7 @@ from rag.settings import Settings
 from rag.store import ChromaStore, prefilter
 from rag.store.where import where_sql
 from rag.types import Chunk, Filters
+from tests.conftest import write_chunks
 
 DIM = 16
 OUTLETS = ["Kompas", "Tempo", "Reuters", "BBC"]
@@ -28,7 +29,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> ChromaStore:
         chunks.append(Chunk(id=f"c{i}", doc_id=f"d{i // 3}", text=f"teks {i}", position=i % 3, start=0, end=6,
                             source=OUTLETS[i % 4], published=day, lang="id" if i % 2 else "en"))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    s.upsert(chunks, vectors.tolist())
+    write_chunks(s, chunks, vectors.tolist())
     return s
 
 
@@ -155,7 +156,7 @@ def test_a_metadata_change_keeps_the_vector_copies(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, collection="meta-change")
     s = ChromaStore.from_settings(settings, "test/prefilter")
     vectors = np.eye(DIM, dtype=np.float32)[:6]
-    s.upsert([Chunk(id=f"m{i}", doc_id="doc", text=f"teks {i}", position=i, start=0, end=6, source="Kompas")
+    write_chunks(s, [Chunk(id=f"m{i}", doc_id="doc", text=f"teks {i}", position=i, start=0, end=6, source="Kompas")
               for i in range(6)], vectors.tolist())
     assert s.update_document_metadata("doc", {"source": "Tempo"}) == 6
     assert s.lexical is not None
@@ -182,7 +183,7 @@ def test_bm25_applies_a_narrow_filter_inside_the_search(tmp_path: Path, fetch: i
         text = ("saham " * (1 if rare else 5)) + ("pasar modal bergerak lambat " * (6 if rare else 1)) + str(i)
         chunks.append(Chunk(id=f"b{i}", doc_id=f"d{i}", text=text, position=0, start=0, end=len(text),
                             source="Rare" if rare else "Common", lang="id"))
-    s.upsert(chunks, np.random.default_rng(1).standard_normal((300, DIM)).tolist())
+    write_chunks(s, chunks, np.random.default_rng(1).standard_normal((300, DIM)).tolist())
     where = Filters(sources=["Rare"]).where()
     hits = s.lexical_query("saham", 5, where, "id")
     assert len(hits) == 5 and {h.chunk.source for h in hits} == {"Rare"}

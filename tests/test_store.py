@@ -16,8 +16,9 @@ import pytest
 
 from rag.errors import EmbeddingMismatchError, StoreError
 from rag.settings import Settings
-from rag.store import ChromaStore
+from rag.store import ChromaStore, DocWrite
 from rag.types import Chunk
+from tests.conftest import write_chunks
 
 MODEL = "test/store-model"
 DIM = 4
@@ -53,7 +54,7 @@ class StoreContract:
     @pytest.fixture
     def filled(self, make_store: MakeStore) -> ChromaStore:
         store = make_store()
-        store.upsert([chunk("a", 0, "alpha nol"), chunk("a", 1, "alpha satu"), chunk("b", 0, "beta nol"),
+        write_chunks(store, [chunk("a", 0, "alpha nol"), chunk("a", 1, "alpha satu"), chunk("b", 0, "beta nol"),
                       chunk("c", 0, "gamma nol")], [X, XY, Y, NEG_X])
         return store
 
@@ -72,7 +73,8 @@ class StoreContract:
         store = make_store()
         original = chunk("a", 3, "Jin Li memimpin unit hybrid cloud.", title="Alibaba", source="/news/alibaba.txt",
                          lang="id", url="https://example.com/a", published="2023-12-05", doc_hash="h1")
-        store.upsert([original], [X])
+        write_chunks(store, [original], [X])
+        original.n_chunks = 1  # the write records the document's chunk count
         [hit] = store.query(X, k=1)
         assert hit.chunk == original
         assert store.get_chunks("a") == [original]
@@ -100,13 +102,13 @@ class StoreContract:
         assert store.query(X, k=5) == []
 
     def test_upsert_overwrites_an_existing_id(self, filled: ChromaStore) -> None:
-        filled.upsert([chunk("b", 0, "beta baru")], [X])
+        write_chunks(filled, [chunk("b", 0, "beta baru")], [X])
         assert filled.count() == 4
         assert [c.text for c in filled.get_chunks("b")] == ["beta baru"]
 
-    def test_upsert_needs_one_vector_per_chunk(self, make_store: MakeStore) -> None:
+    def test_a_write_needs_one_vector_per_chunk(self, make_store: MakeStore) -> None:
         with pytest.raises(StoreError, match="2 chunks but 1 vectors"):
-            make_store().upsert([chunk("a", 0, "x"), chunk("a", 1, "y")], [X])
+            make_store().write_documents([DocWrite("a", [chunk("a", 0, "x"), chunk("a", 1, "y")], [X])])
 
     def test_doc_hashes(self, filled: ChromaStore) -> None:
         assert filled.doc_hashes(["a", "b", "missing"]) == {"a": "hash-a", "b": "hash-b"}
@@ -122,7 +124,7 @@ class StoreContract:
         assert filled.delete_document("never-stored") == 0
 
     def test_replace_document_removes_stale_chunks(self, filled: ChromaStore) -> None:
-        removed = filled.replace_document("a", [chunk("a", 0, "alpha nol"), chunk("a", 5, "alpha lima")], [X, Y])
+        removed = write_chunks(filled, [chunk("a", 0, "alpha nol"), chunk("a", 5, "alpha lima")], [X, Y])
         assert removed == 1
         assert [c.id for c in filled.get_chunks("a")] == ["a-0", "a-5"]
         assert filled.count() == 4
@@ -137,7 +139,7 @@ class StoreContract:
 
     def test_get_chunks_in_position_order(self, make_store: MakeStore) -> None:
         store = make_store()
-        store.upsert([chunk("d", 2, "dua"), chunk("d", 0, "nol"), chunk("d", 1, "satu")], [X, Y, XY])
+        write_chunks(store, [chunk("d", 2, "dua"), chunk("d", 0, "nol"), chunk("d", 1, "satu")], [X, Y, XY])
         assert [c.text for c in store.get_chunks("d")] == ["nol", "satu", "dua"]
         assert store.get_chunks("nothing") == []
 
@@ -167,14 +169,14 @@ class TestPersistentChromaStore(StoreContract):
 
 def test_store_lives_in_the_data_directory(settings: Settings) -> None:
     store = ChromaStore.from_settings(settings, MODEL)
-    store.upsert([chunk("a", 0, "alpha")], [X])
+    write_chunks(store, [chunk("a", 0, "alpha")], [X])
     assert (settings.data_dir / "chroma").is_dir()
 
 
 def test_collections_are_separate(settings: Settings) -> None:
     one = ChromaStore.from_settings(settings, MODEL)
     other = ChromaStore.from_settings(settings.with_(collection="other"), "other/model")
-    one.upsert([chunk("a", 0, "alpha")], [X])
+    write_chunks(one, [chunk("a", 0, "alpha")], [X])
     assert other.count() == 0
 
 
@@ -193,7 +195,7 @@ def test_a_version_half_written_by_another_process_is_left_out_of_searches(setti
 
     store = ChromaStore.from_settings(settings, MODEL)
     v1 = [replace(chunk("a", i, f"alpha lama {i}"), n_chunks=2) for i in range(2)]
-    store.upsert(v1, [X, XY])
+    write_chunks(store, v1, [X, XY])
     # Two of the three chunks of a new version, as a writer that has not finished leaves them.
     v2 = [replace(chunk("a", i, f"alpha baru {i}", doc_hash="hash-a2"), id=f"a2-{i}", n_chunks=3) for i in range(2)]
     later = time.time() + 60

@@ -14,6 +14,7 @@ from rag.settings import Settings
 from rag.store import ChromaStore, DocWrite
 from rag.store.meta import chunk_meta as _metadata
 from rag.types import Chunk, Document
+from tests.conftest import write_chunks
 
 X = [1.0, 0.0]
 
@@ -112,10 +113,10 @@ def damaged_store(tmp_path: object, copies: bool = True) -> tuple[Settings, list
     settings = Settings(data_dir=Path(str(tmp_path)), collection="damaged")
     store = ChromaStore.from_settings(settings, "test/salvage")
     rng = random.Random(3)
-    for lo in range(0, 3000, 500):  # reads between writes: Chroma persists its index files
+    for lo in range(0, 3000, 600):  # reads between writes: Chroma persists its index files
         part = [Chunk(id=f"c{i}", doc_id=f"d{i // 3}", text=f"teks nomor {i}", position=i % 3, start=0, end=12,
-                      source="Kompas" if i % 2 else "Tempo", published="2024-05-01") for i in range(lo, lo + 500)]
-        store.upsert(part, [[rng.gauss(0, 1) for _ in range(16)] for _ in part])
+                      source="Kompas" if i % 2 else "Tempo", published="2024-05-01") for i in range(lo, lo + 600)]
+        write_chunks(store, part, [[rng.gauss(0, 1) for _ in range(16)] for _ in part])
         store.query([1.0] * 16, 2)
     probes = [[rng.gauss(0, 1) for _ in range(16)] for _ in range(5)]
     before = [[h.chunk.id for h in store.query(v, 5)] for v in probes]
@@ -148,7 +149,7 @@ def test_a_damaged_vector_index_is_rebuilt_from_the_lexical_copies(tmp_path: obj
     assert len(store.get_chunks("d7")) == 3
     kept = [p.name for p in settings.data_dir.iterdir() if p.name.startswith("chroma.damaged-")]
     assert len(kept) == 1  # the damaged folder is kept, never deleted
-    store.upsert([Chunk(id="new", doc_id="new", text="baru", position=0, start=0, end=4)], [[1.0] * 16])
+    write_chunks(store, [Chunk(id="new", doc_id="new", text="baru", position=0, start=0, end=4)], [[1.0] * 16])
     assert reopen(settings, store).count() == 3001
 
 

@@ -52,13 +52,6 @@ def _citation(n: int, hit: Hit, verified: bool) -> Citation:
                     alternatives=list(c.alternatives))
 
 
-def resolve_citations(text: str, sources: Sequence[Hit]) -> tuple[list[Citation], list[int]]:
-    """Citations for the markers that name a source, and the numbers that name none (no checking)."""
-    citations = [_citation(n, sources[n - 1], True) for n in cited_numbers(text) if 1 <= n <= len(sources)]
-    invalid = [n for n in cited_numbers(text) if not 1 <= n <= len(sources)]
-    return citations, invalid
-
-
 def verify_citations(text: str, sources: Sequence[Hit]) -> tuple[str, list[Citation], list[str]]:
     """Check every citation; return the (possibly repaired) text, its citations and flags."""
     if not sources or is_refusal(text):

@@ -243,30 +243,6 @@ class ChromaStore:
             self._bump_revision()
         return len(stale)
 
-    def upsert(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
-        """Store chunks with their vectors; an existing id is overwritten (other chunks stay)."""
-        if len(chunks) != len(vectors):
-            raise StoreError(f"{len(chunks)} chunks but {len(vectors)} vectors")
-        by_doc: dict[str, DocWrite] = {}
-        for c, v in zip(chunks, vectors):
-            by_doc.setdefault(c.doc_id, DocWrite(c.doc_id, [], [])).chunks.append(c)
-            by_doc[c.doc_id].vectors.append(v)
-        with self._writing(list(by_doc)):
-            now = time.time()
-            metadatas = [chunk_meta(c, now, c.n_chunks) for c in chunks]
-            size = self._batch()
-            for i in range(0, len(chunks), size):
-                part = slice(i, i + size)
-                self._col.upsert(ids=[c.id for c in chunks[part]], embeddings=[list(v) for v in vectors[part]],
-                                 documents=[c.text for c in chunks[part]], metadatas=metadatas[part])
-            if self.lexical is not None:
-                self.lexical.upsert([(c.id, c.text, m) for c, m in zip(chunks, metadatas)], vectors)
-            self._bump_revision()
-
-    def replace_document(self, doc_id: str, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> int:
-        """Make ``chunks`` the document's only chunks; returns how many old chunks were removed."""
-        return self.write_documents([DocWrite(doc_id, list(chunks), list(vectors))])
-
     def delete_document(self, doc_id: str) -> int:
         """Remove a document's chunks; returns how many were removed."""
         self._recover()
