@@ -30,7 +30,6 @@ anything: :mod:`eval.runner` does.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -99,16 +98,11 @@ def _jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         raise InputError(str(path), f"cannot read: {e.strerror or e}") from e
     except UnicodeDecodeError:
         raise InputError(str(path), "is not valid UTF-8") from None
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(where, f"not valid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(record, dict):
-            raise InputError(where, f"expected a JSON object, got {type(record).__name__}")
+    from ingest.load import jsonl_records
+
+    for where, record in jsonl_records(text, path):
+        if isinstance(record, InputError):
+            raise record
         yield where, record
 
 

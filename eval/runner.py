@@ -1,12 +1,7 @@
 """Running a question set through the Python API: :func:`run_eval`.
 
-1. The set's corpus goes into its own collection, ``eval-<set>-<key>``, in the user's data
-   directory. The key hashes the corpus bytes, ``chunk_tokens``, ``chunk_overlap``, the
-   embedding model id and the chunking code, so a collection is reused as long as none of
-   these change; a small
-   JSON marker (``<data dir>/eval/collections/<collection>.json``) written after ingestion
-   says the collection is complete. An interrupted ingestion leaves no marker; the next
-   run resumes it (documents already stored unchanged are not embedded again).
+1. The set's corpus goes into its own collection, reused while nothing that shapes it
+   changes (:mod:`eval.collection`).
 2. Each question goes through :class:`rag.Assistant` like a chat question:
    ``prepare`` (retrieval only: the exact context an answer would get, without the LLM)
    or ``stream`` (full answers). The ranking metrics need the top 10 chunks; when the
@@ -27,7 +22,6 @@ the pictures :mod:`eval.report`'s.
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -36,12 +30,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eval import metrics
+from eval.collection import EvalCollection, ensure_collection
 from eval.dataset import EvalSet, Question, half, sample
 from eval.results import (
     QUESTIONS,
@@ -62,106 +57,14 @@ from rag.assistant import Assistant
 from rag.errors import ConfigError, EmbeddingError, InputError, KabarError, LLMUnavailableError, ModelError, StoreError
 from rag.models import Embedder, OpenAIChat, make_embedder
 from rag.settings import Settings
-from rag.store import ChromaStore
 from rag.tokens import count_tokens
-from rag.types import Answer, Hit, content_hash
+from rag.types import Answer, Hit
 
 if TYPE_CHECKING:
     from eval.judge import Judge
 
 #: Errors that no later question would escape: the run stops (keeping what finished).
 FATAL = (LLMUnavailableError, StoreError, EmbeddingError, ConfigError, ModelError)
-
-
-# -- the collection cache ----------------------------------------------------------------
-
-
-@dataclass
-class EvalCollection:
-    """The collection a set's questions run against."""
-
-    settings: Settings
-    store: ChromaStore
-    reused: bool = False
-    ingest_s: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-
-def chunker_fingerprint() -> str:
-    """Hash of the code that decides what a chunk holds: chunking, cleaning, loading, the embedded text.
-
-    Part of the collection key, so that a change to the chunker never leaves a stale cache
-    behind (even an edit to a comment in those files means embedding the corpus again).
-    """
-    import ingest.chunk
-    import ingest.clean
-    from ingest.load import document_from_record, load_text_file
-    from ingest.pipeline import embedding_text
-
-    return content_hash(inspect.getsource(ingest.chunk), inspect.getsource(ingest.clean),
-                        inspect.getsource(document_from_record), inspect.getsource(load_text_file),
-                        inspect.getsource(embedding_text))
-
-
-def collection_key(corpus_digest: str, chunk_tokens: int, chunk_overlap: int, embedding_model: str,
-                   chunker: str = "") -> str:
-    """16 hex digits that change whenever the corpus, the chunking or the embedding model does."""
-    return content_hash(corpus_digest, str(chunk_tokens), str(chunk_overlap), embedding_model, chunker)
-
-
-def collection_name(set_name: str, key: str) -> str:
-    """``eval-<set>-<key>``, within Chroma's naming rules."""
-    safe = re.sub(r"[^a-z0-9]+", "-", set_name.lower()).strip("-")[:40] or "set"
-    return f"eval-{safe}-{key}"
-
-
-def marker_path(settings: Settings, collection: str) -> Path:
-    return settings.data_dir / "eval" / "collections" / f"{collection}.json"
-
-
-def ensure_collection(eval_set: EvalSet, settings: Settings, embedder: Embedder, rebuild: bool = False,
-                      progress: Callable[[int, int], None] | bool = False) -> EvalCollection:
-    """The set's collection, ingested unless a complete one with the same key exists."""
-    from ingest.pipeline import ingest_documents
-
-    if not eval_set.has_corpus:
-        return EvalCollection(settings, ChromaStore.from_settings(settings, embedder.model_id), reused=True)
-    chunker = chunker_fingerprint()
-    key = collection_key(eval_set.corpus_digest, settings.chunk_tokens, settings.chunk_overlap, embedder.model_id,
-                         chunker)
-    name = collection_name(eval_set.name, key)
-    s = settings.with_(collection=name)
-    marker = marker_path(s, name)
-    store = ChromaStore.from_settings(s, embedder.model_id)
-    expected = {"collection": name, "corpus_sha256": eval_set.corpus_digest, "chunk_tokens": s.chunk_tokens,
-                "chunk_overlap": s.chunk_overlap, "embedding_model": embedder.model_id, "chunker": chunker}
-    notes: list[str] = []
-    if rebuild:
-        try:
-            store.client.delete_collection(name)
-        except Exception:  # absent already
-            pass
-        marker.unlink(missing_ok=True)
-        store = ChromaStore.from_settings(s, embedder.model_id)
-    elif marker.is_file():
-        try:
-            done = json.loads(marker.read_text(encoding="utf-8"))
-        except ValueError:
-            done = {}
-        if all(done.get(k) == v for k, v in expected.items()) and done.get("chunks") == store.count():
-            return EvalCollection(s, store, reused=True, ingest_s=0.0, notes=notes)
-        marker.unlink(missing_ok=True)
-        notes.append(f"collection {name} was left incomplete; resuming its ingestion")
-    started = time.perf_counter()
-    docs = eval_set.documents()
-    report = ingest_documents(docs, store, embedder, s.chunk_tokens, s.chunk_overlap, s.embed_batch_size, progress)
-    seconds = time.perf_counter() - started
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({**expected, "set": str(eval_set.path), "documents": len({d.id for d in docs}),
-                                  "chunks": store.count(), "ingest_s": round(seconds, 2),
-                                  "chunks_written": report.chunks_written,
-                                  "completed_at": _now()}, indent=2) + "\n", encoding="utf-8")
-    return EvalCollection(s, store, reused=False, ingest_s=seconds, notes=notes)
 
 
 # -- one question ------------------------------------------------------------------------
@@ -392,6 +295,16 @@ def _check_resumable(out_dir: Path, prior: RunInfo | None, info: RunInfo) -> Non
                                        "or start a new run")
 
 
+@dataclass
+class _Plan:
+    """Which questions a run asks: the sample, and of it what an earlier run already did."""
+
+    questions: list[Question]
+    todo: list[Question]
+    prior: list[QuestionResult]
+    prior_info: RunInfo | None
+
+
 def run_eval(eval_set: EvalSet, settings: Settings, out_dir: Path, options: RunOptions | None = None, *,
              embedder: Embedder | None = None, llm: OpenAIChat | None = None, judge: Judge | None = None,
              on_result: Callable[[QuestionResult], None] | None = None,
@@ -402,14 +315,41 @@ def run_eval(eval_set: EvalSet, settings: Settings, out_dir: Path, options: RunO
     ``embedder`` and ``llm`` replace the ones the settings would make (tests pass the
     deterministic embedder or the shared local server). ``on_result`` sees each finished
     question (the progress bar). Fatal errors are raised after what finished is written.
+    Steps: plan (sample, resume), build (the collection), start (the models), ask, report.
     """
-    from eval.report import write_reports
-
     options = options or RunOptions()
     say = log or (lambda _msg: None)
-    answers = not options.retrieval_only
-    if judge is not None and not answers:
+    if judge is not None and options.retrieval_only:
         raise ConfigError("--judge grades answers; it cannot be used with --retrieval-only")
+    plan = _plan_run(eval_set, out_dir, options)
+    embedder = embedder or make_embedder(settings)
+    started_at = _now()
+    t0 = time.perf_counter()
+    collection = _build(eval_set, settings, embedder, options, ingest_progress, say)
+    workers = options.workers or default_workers(options.retrieval_only, settings, llm)
+    info = RunInfo(set_name=eval_set.name, set_path=str(eval_set.path),
+                   mode="retrieval" if options.retrieval_only else "answers",
+                   collection=collection.settings.collection, questions_total=len(eval_set.questions),
+                   questions_sampled=len(plan.questions), half=options.half, limit=options.limit, seed=options.seed,
+                   workers=workers, embedding_model=embedder.model_id, settings=recorded_settings(settings),
+                   started_at=started_at, ingest_s=round(collection.ingest_s, 2),
+                   collection_reused=collection.reused, resumed=len(plan.prior))
+    _check_resumable(out_dir, plan.prior_info, info)
+    assistant = Assistant(collection.settings, store=collection.store, embedder=embedder, llm=llm)
+    _start(assistant, info, plan.todo, llm, judge, say)
+    say(f"{len(plan.todo)} question(s)" + (f" ({len(plan.prior)} done before)" if plan.prior else "")
+        + f", {workers} worker(s), {'retrieval only' if options.retrieval_only else 'full answers'}")
+    results, fatal, questions_s = _ask(assistant, plan, out_dir, options, info, judge, workers, on_result)
+    info.questions_s = round(questions_s + (plan.prior_info.questions_s if plan.prior_info else 0.0), 2)
+    info.wall_s = round(time.perf_counter() - t0 + (plan.prior_info.wall_s if plan.prior_info else 0.0), 2)
+    run = _report(out_dir, info, plan, results, fatal, not options.retrieval_only, judge)
+    if fatal is not None:
+        raise fatal
+    return run
+
+
+def _plan_run(eval_set: EvalSet, out_dir: Path, options: RunOptions) -> _Plan:
+    """The sampled questions, less those a resumed run already finished."""
     questions = sample(half(eval_set.questions, options.half), options.limit, options.seed)
     prior: list[QuestionResult] = []
     prior_info: RunInfo | None = None
@@ -420,31 +360,27 @@ def run_eval(eval_set: EvalSet, settings: Settings, out_dir: Path, options: RunO
     else:
         _check_out(out_dir)
     done_ids = {r.id for r in prior}
-    todo = [q for q in questions if q.id not in done_ids]
-    embedder = embedder or make_embedder(settings)
-    started_at = _now()
-    t0 = time.perf_counter()
+    return _Plan(questions, [q for q in questions if q.id not in done_ids], prior, prior_info)
+
+
+def _build(eval_set: EvalSet, settings: Settings, embedder: Embedder, options: RunOptions,
+           ingest_progress: Callable[[int, int], None] | bool, say: Callable[[str], None]) -> EvalCollection:
+    """The set's collection, reused from the cache or ingested now."""
     collection = ensure_collection(eval_set, settings, embedder, options.rebuild, ingest_progress)
     for note in collection.notes:
         say(f"note: {note}")
     say(f"collection {collection.settings.collection}: "
         + ("reused" if collection.reused else f"ingested in {collection.ingest_s:.1f}s")
         + f" ({collection.store.count()} chunks)")
-    workers = options.workers or default_workers(options.retrieval_only, settings, llm)
-    info = RunInfo(set_name=eval_set.name, set_path=str(eval_set.path), mode="answers" if answers else "retrieval",
-                   collection=collection.settings.collection, questions_total=len(eval_set.questions),
-                   questions_sampled=len(questions), half=options.half, limit=options.limit, seed=options.seed,
-                   workers=workers,
-                   embedding_model=embedder.model_id,
-                   settings=recorded_settings(settings),
-                   started_at=started_at, ingest_s=round(collection.ingest_s, 2),
-                   collection_reused=collection.reused, resumed=len(prior))
-    _check_resumable(out_dir, prior_info, info)
-    results: list[QuestionResult] = list(prior)
-    fatal: BaseException | None = None
-    assistant = Assistant(collection.settings, store=collection.store, embedder=embedder, llm=llm)
-    try:  # nothing is written until the models are up: a failure here leaves no half run folder
-        if answers:
+    return collection
+
+
+def _start(assistant: Assistant, info: RunInfo, todo: Sequence[Question], llm: OpenAIChat | None,
+           judge: Judge | None, say: Callable[[str], None]) -> None:
+    """The models up and warm before any question is timed; nothing is written until then,
+    so a failure here leaves no half run folder."""
+    try:
+        if info.mode == "answers":
             say(f"LLM: {assistant.describe_llm() if llm is None else llm.model + ' at ' + llm.where}")
             info.llm = assistant.llm.model  # starts the local server before any question is timed
             if judge is not None:
@@ -453,18 +389,26 @@ def run_eval(eval_set: EvalSet, settings: Settings, out_dir: Path, options: RunO
     except BaseException:
         assistant.close()
         raise
-    say(f"{len(todo)} question(s)" + (f" ({len(prior)} done before)" if prior else "")
-        + f", {workers} worker(s), {'full answers' if answers else 'retrieval only'}")
+
+
+def _ask(assistant: Assistant, plan: _Plan, out_dir: Path, options: RunOptions, info: RunInfo, judge: Judge | None,
+         workers: int, on_result: Callable[[QuestionResult], None] | None,
+         ) -> tuple[list[QuestionResult], BaseException | None, float]:
+    """Every question still to do, each result written as it finishes; the results (earlier
+    ones included), a fatal error if one stopped the run, and the seconds the questions took."""
+    answers = info.mode == "answers"
     out_dir.mkdir(parents=True, exist_ok=True)
     if options.resume:
-        write_results(out_dir, prior)  # without the failed ones, which run again
+        write_results(out_dir, plan.prior)  # without the failed ones, which run again
+    results: list[QuestionResult] = list(plan.prior)
+    fatal: BaseException | None = None
     writer = ResultWriter(out_dir)
     stop = threading.Event()
     t1 = time.perf_counter()
     try:
         # On Ctrl-C, stopping the local server ends an answer in flight at once instead of
         # waiting for it (its prompt alone can take a minute on a busy machine).
-        fatal = _run_all(assistant, todo, answers, judge, workers, stop, results, writer, on_result,
+        fatal = _run_all(assistant, plan.todo, answers, judge, workers, stop, results, writer, on_result,
                          abort=assistant.close if answers else None)
     except KeyboardInterrupt:
         info.interrupted = True
@@ -473,21 +417,25 @@ def run_eval(eval_set: EvalSet, settings: Settings, out_dir: Path, options: RunO
         assistant.close()
     if isinstance(fatal, KeyboardInterrupt):
         info.interrupted, fatal = True, None
+    return results, fatal, time.perf_counter() - t1
+
+
+def _report(out_dir: Path, info: RunInfo, plan: _Plan, results: list[QuestionResult], fatal: BaseException | None,
+            answers: bool, judge: Judge | None) -> Run:
+    """The run folder's results, summary and reports, in the question file's order."""
+    from eval.report import write_reports
+
     info.finished = len(results)
-    info.questions_s = round(time.perf_counter() - t1 + (prior_info.questions_s if prior_info else 0.0), 2)
-    info.wall_s = round(time.perf_counter() - t0 + (prior_info.wall_s if prior_info else 0.0), 2)
-    if prior_info is not None:
-        info.started_at = prior_info.started_at
+    if plan.prior_info is not None:
+        info.started_at = plan.prior_info.started_at
     info.fatal_error = f"{type(fatal).__name__}: {fatal}" if fatal else None
-    results = ordered(results, [q.id for q in questions])
+    results = ordered(results, [q.id for q in plan.questions])
     write_results(out_dir, results)
     summary = metrics.summarize(results, answers)
     judged = metrics.summarize_judge(results) if judge is not None else None
     write_summary(out_dir, info, summary, judged)
     run = Run(out_dir, info, results, summary, judged)
     write_reports(run)
-    if fatal is not None:
-        raise fatal
     return run
 
 

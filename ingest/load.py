@@ -22,7 +22,7 @@ import codecs
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Union
+from typing import Any, Callable, Iterable, Iterator, Union
 
 from ingest.clean import clean_text
 from ingest.feeds import FeedState, Unchanged, feed_documents, looks_like_feed
@@ -146,13 +146,9 @@ def load_text_file(path: Path, max_bytes: int, raw: str | None = None) -> Docume
                     lang=detect_lang(body))
 
 
-def load_jsonl(path: Path, max_bytes: int) -> Iterator[Loaded]:
-    """One Document per valid line; an InputError for each bad line."""
-    try:
-        text = read_text(path, max_bytes)
-    except InputError as e:
-        yield e
-        return
+def jsonl_records(text: str, path: Path) -> Iterator[tuple[str, dict[str, Any] | InputError]]:
+    """Each non-blank line of a JSONL text: ``(path:line, its object)``, or the InputError saying
+    why the line is not one (the caller decides whether a bad line stops the file)."""
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
@@ -160,10 +156,24 @@ def load_jsonl(path: Path, max_bytes: int) -> Iterator[Loaded]:
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
-            yield InputError(where, f"not valid JSON ({e.msg} at column {e.colno})")
+            yield where, InputError(where, f"not valid JSON ({e.msg} at column {e.colno})")
             continue
         if not isinstance(record, dict):
-            yield InputError(where, f"expected a JSON object, got {type(record).__name__}")
+            yield where, InputError(where, f"expected a JSON object, got {type(record).__name__}")
+            continue
+        yield where, record
+
+
+def load_jsonl(path: Path, max_bytes: int) -> Iterator[Loaded]:
+    """One Document per valid line; an InputError for each bad line."""
+    try:
+        text = read_text(path, max_bytes)
+    except InputError as e:
+        yield e
+        return
+    for where, record in jsonl_records(text, path):
+        if isinstance(record, InputError):
+            yield record
             continue
         try:
             yield document_from_record(record, default_source=where)

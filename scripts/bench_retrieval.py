@@ -27,8 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eval import metrics as M  # noqa: E402
+from eval.collection import ensure_collection  # noqa: E402
 from eval.dataset import HALVES, half, load_set  # noqa: E402
-from eval.runner import ensure_collection  # noqa: E402
 from rag.answer.prompt import select_sources  # noqa: E402
 from rag.lang import detect_lang  # noqa: E402
 from rag.models.embeddings import make_embedder  # noqa: E402

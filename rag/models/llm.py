@@ -16,7 +16,8 @@ import time
 from typing import Any, Callable, Iterator, Sequence, Union
 
 from rag.errors import LLMError, LLMTimeoutError, LLMUnavailableError
-from rag.models.retry import RetryPolicy, describe, retry_after_s
+from rag.models.endpoint import OpenAIEndpoint
+from rag.models.retry import describe, retry_after_s
 from rag.tokens import count_tokens
 from rag.types import Usage
 
@@ -27,7 +28,7 @@ StreamItem = Union[str, Usage]
 OPENAI_DEFAULT_MODEL = "gpt-4o-mini"
 
 
-class OpenAIChat:
+class OpenAIChat(OpenAIEndpoint):
     """A chat model behind an OpenAI-compatible API; the client is created on first use.
 
     ``active`` counts the answers being streamed now; ``serial`` says whether the server
@@ -38,36 +39,12 @@ class OpenAIChat:
 
     def __init__(self, model: str = "", base_url: str = "", api_key: str = "", timeout_s: float = 120.0,
                  client: Any = None, retries: int = 2, sleep: Callable[[float], None] = time.sleep) -> None:
-        if timeout_s <= 0:
-            raise LLMError(f"timeout_s must be greater than 0. Currently, timeout_s is {timeout_s}.")
-        try:
-            self.retry = RetryPolicy(retries)
-        except ValueError as e:
-            raise LLMError(str(e)) from None
-        self._sleep = sleep
+        super().__init__(base_url, api_key, timeout_s, client, retries, sleep, error=LLMError)
         self._model = model
-        self.base_url = base_url
-        self._api_key = api_key
-        self.timeout_s = timeout_s
-        self._client = client
         self.active = 0
         self._active_lock = threading.Lock()
         #: Set when the server refused a request for log-probabilities: they are not asked for again.
         self.no_logprobs = False
-
-    @property
-    def where(self) -> str:
-        return self.base_url or "the OpenAI API"
-
-    def _get(self) -> Any:
-        if self._client is None:
-            import openai
-
-            # Kabar retries itself (see _stream): the client's own retries would repeat a request
-            # whose answer had begun to stream.
-            self._client = openai.OpenAI(base_url=self.base_url or None, api_key=self._api_key or "not-needed",
-                                         timeout=self.timeout_s, max_retries=0)
-        return self._client
 
     @property
     def model(self) -> str:
