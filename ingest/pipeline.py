@@ -20,21 +20,19 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Union
+from typing import Any, Callable, Iterable, Iterator, Union
 
 from ingest.chunk import chunk_document
 from ingest.dedupe import NearDuplicates, signature
 from ingest.feeds import FeedState, Unchanged
 from ingest.fetch import Fetcher
 from ingest.load import LoadContext, expand_paths, load_file
+from rag.assistant import Assistant
 from rag.errors import InputError
-from rag.models import Embedder, make_embedder
+from rag.models import Embedder
 from rag.settings import Settings
 from rag.store import ChromaStore, DocWrite
 from rag.types import Chunk, Document, alternatives_json
-
-if TYPE_CHECKING:
-    from rag.assistant import Assistant
 
 #: progress(done, total) over chunks to embed.
 ProgressFn = Callable[[int, int], None]
@@ -234,34 +232,20 @@ def ingest_documents(
     return report
 
 
-def _components(target: "Settings | Assistant | None", store: ChromaStore | None,
-                embedder: Embedder | None) -> tuple[Settings, ChromaStore, Embedder]:
-    if target is None or isinstance(target, Settings):
-        settings = target or Settings.from_env()
-    else:  # an Assistant: ingest into its store with its embedder
-        settings = target.settings
-        embedder = embedder or target.embedder
-        store = store or target.store
-    embedder = embedder or make_embedder(settings)
-    store = store or ChromaStore.from_settings(settings, embedder.model_id)
-    return settings, store, embedder
-
-
 def ingest(
     paths: Iterable[Union[str, Path]],
-    target: "Settings | Assistant | None" = None,
-    store: ChromaStore | None = None,
-    embedder: Embedder | None = None,
+    kabar: Assistant | None = None,
     progress: ProgressFn | bool = False,
     dedupe: bool = True,
     fetcher: Fetcher | None = None,
 ) -> IngestReport:
     """Ingest files, folders and URLs into the store; see the module docstring.
 
-    ``target``: the settings to use (default: from the environment), or an
-    :class:`~rag.assistant.Assistant` whose store and embedder receive the articles.
+    ``kabar``: the :class:`~rag.assistant.Assistant` whose settings, store and embedder
+    receive the articles (default: one with settings from the environment).
     """
-    settings, store, embedder = _components(target, store, embedder)
+    kabar = kabar or Assistant(Settings.from_env())
+    settings, store, embedder = kabar.settings, kabar.store, kabar.embedder
     started = time.perf_counter()
     files, errors, skipped = expand_paths(paths)
     report = IngestReport(files=len(files), errors=list(errors), skipped=[str(p) for p in skipped])

@@ -113,9 +113,22 @@ class Document:
         return f"Document(id={self.id!r}, title={short(self.title, 40)!r}, text={short(self.text)!r})"
 
 
+@dataclass(kw_only=True)
+class ArticleFacts:
+    """What is known of the article a chunk or a stored document belongs to (keyword-only)."""
+
+    title: str = ""
+    source: str = ""
+    lang: str = ""
+    url: str = ""
+    published: str = ""
+    author: str = ""
+
+
 @dataclass
-class Chunk:
-    """A span of a document's text: ``document.text[start:end] == text``."""
+class Chunk(ArticleFacts):
+    """A span of a document's text: ``document.text[start:end] == text``; its article's facts
+    (:class:`ArticleFacts`) are keyword arguments."""
 
     id: str
     doc_id: str
@@ -123,13 +136,7 @@ class Chunk:
     position: int
     start: int
     end: int
-    title: str = ""
-    source: str = ""
-    lang: str = ""
-    url: str = ""
-    published: str = ""
     doc_hash: str = ""
-    author: str = ""
     #: PDF page the chunk starts on (1-based; 0: not paged).
     page: int = 0
     #: How many chunks the document had when this one was written (0: not recorded).
@@ -165,6 +172,15 @@ def also_published(alternatives: "list[Alternative]") -> str:
              for a in alternatives if a.source and not is_path(a.source)]
     named += [a.url for a in alternatives if (not a.source or is_path(a.source)) and a.url]
     return "also: " + ", ".join(named) if named else ""
+
+
+@dataclass
+class DocumentInfo(ArticleFacts):
+    """A stored document as the store knows it: its chunk count and when it was ingested."""
+
+    doc_id: str
+    chunks: int
+    ingested_at: float
 
 
 @dataclass

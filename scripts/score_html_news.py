@@ -26,6 +26,7 @@ from typing import Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ingest import ingest  # noqa: E402
+from rag.assistant import Assistant
 from rag.models.embeddings import Embedder  # noqa: E402
 from rag.settings import Settings  # noqa: E402
 from rag.store.chroma import ChromaStore  # noqa: E402
@@ -76,7 +77,7 @@ def main() -> int:
         store = ChromaStore.from_settings(settings, embedder.model_id)
         pages = [folder / "pages" / item["file"] for item in items]
         # Dedupe off: every page is scored on its own text, even one that repeats another.
-        report = ingest(pages, settings, store=store, embedder=embedder, dedupe=False)
+        report = ingest(pages, Assistant(settings, store=store, embedder=embedder), dedupe=False)
         errors = {Path(e.source).name: e.problem for e in report.errors}
         passed = dated = dated_ok = 0
         for item, page in zip(items, pages):

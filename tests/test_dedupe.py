@@ -10,6 +10,7 @@ import webfixtures as web
 from ingest import ingest
 from ingest.dedupe import NearDuplicates, is_same_story, signature
 from rag.answer import format_source, verify_citations
+from rag.assistant import Assistant
 from rag.models import Embedder
 from rag.settings import Settings
 from rag.store import ChromaStore
@@ -86,9 +87,10 @@ def test_a_copy_from_another_outlet_is_stored_once_and_named_with_the_citation(
     other = _page(tmp_path, "pikiran.html", SAME_TOPIC, "Pikiran Rakyat", "2022-09-03")
     ids = {p.name: content_hash("file", str(p.resolve())) for p in (original, copy, other)}
 
-    first = ingest([original], settings, store=store, embedder=hash_embedder)
+    first = ingest([original], Assistant(settings, store=store, embedder=hash_embedder))
     assert first.new == [ids["antara.html"]]
-    second = ingest([copy, other], settings, store=store, embedder=hash_embedder)  # a new run: index from the store
+    # A new run: the near-duplicate index is read from the store.
+    second = ingest([copy, other], Assistant(settings, store=store, embedder=hash_embedder))
     assert second.duplicates == [(ids["tempo.html"], ids["antara.html"])]
     assert second.new == [ids["pikiran.html"]]
     assert {d.doc_id for d in store.documents()} == {ids["antara.html"], ids["pikiran.html"]}
@@ -100,7 +102,7 @@ def test_a_copy_from_another_outlet_is_stored_once_and_named_with_the_citation(
     assert (alt.url, alt.published, alt.doc_id) == ("https://tempo.example/bbm", "2022-09-04", ids["tempo.html"])
     assert store.lexical is not None and store.lexical_query("Pertalite", 5)[0].chunk.alternatives[0].source == "Tempo"
 
-    again = ingest([copy, original], settings, store=store, embedder=hash_embedder)
+    again = ingest([copy, original], Assistant(settings, store=store, embedder=hash_embedder))
     assert sorted(again.unchanged) == sorted([ids["tempo.html"], ids["antara.html"]])
     assert again.duplicates == [] and again.chunks_written == 0
     assert len(store.get_chunks(ids["antara.html"])[0].alternatives) == 1
@@ -119,7 +121,7 @@ def test_two_copies_in_one_run_store_the_first(tmp_path: Path, settings: Setting
                                                hash_embedder: Embedder) -> None:
     a = _page(tmp_path, "a.html", WIRE, "Antara", "2022-09-03")
     b = _page(tmp_path, "b.html", edited(WIRE, 0.02, 4), "Kompas", "2022-09-03")
-    report = ingest([a, b], settings, store=store, embedder=hash_embedder)
+    report = ingest([a, b], Assistant(settings, store=store, embedder=hash_embedder))
     assert len(report.new) == 1 and len(report.duplicates) == 1
     [doc] = store.documents()
     assert [x.source for x in store.get_chunks(doc.doc_id)[0].alternatives] == ["Kompas"]
@@ -129,5 +131,5 @@ def test_dedupe_can_be_turned_off(tmp_path: Path, settings: Settings, store: Chr
                                   hash_embedder: Embedder) -> None:
     a = _page(tmp_path, "a.html", WIRE, "Antara", "2022-09-03")
     b = _page(tmp_path, "b.html", edited(WIRE, 0.02, 5), "Kompas", "2022-09-03")
-    report = ingest([a, b], settings, store=store, embedder=hash_embedder, dedupe=False)
+    report = ingest([a, b], Assistant(settings, store=store, embedder=hash_embedder), dedupe=False)
     assert len(report.new) == 2 and report.duplicates == []

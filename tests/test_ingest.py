@@ -55,7 +55,7 @@ def doc_id(path: Path) -> str:
 
 def test_ingest_stores_every_document(news: Path, small_chunks: Settings, store: ChromaStore,
                                       hash_embedder: Embedder) -> None:
-    report = ingest([news], small_chunks, store=store, embedder=hash_embedder)
+    report = ingest([news], Assistant(small_chunks, store=store, embedder=hash_embedder))
     assert report.errors == []
     assert report.files == 3
     assert sorted(report.new) == sorted(doc_id(p) for p in news.iterdir())
@@ -66,11 +66,11 @@ def test_ingest_stores_every_document(news: Path, small_chunks: Settings, store:
 
 def test_reingesting_the_same_folder_writes_nothing(news: Path, small_chunks: Settings, store: ChromaStore,
                                                     hash_embedder: Embedder) -> None:
-    first = ingest([news], small_chunks, store=store, embedder=hash_embedder)
+    first = ingest([news], Assistant(small_chunks, store=store, embedder=hash_embedder))
     count = store.count()
     ids = {d.doc_id: store.chunk_ids(d.doc_id) for d in store.documents()}
 
-    second = ingest([news], small_chunks, store=store, embedder=hash_embedder)
+    second = ingest([news], Assistant(small_chunks, store=store, embedder=hash_embedder))
     assert sorted(second.unchanged) == sorted(first.new)
     assert second.new == [] and second.updated == []
     assert second.chunks_written == 0 and second.chunks_removed == 0
@@ -84,13 +84,13 @@ def test_changed_file_replaces_its_chunks(news: Path, small_chunks: Settings, st
     old = sentences("Alibaba", 12)
     old[5] = OLD_ONLY
     path.write_text(article("Alibaba", old), encoding="utf-8")
-    ingest([news], small_chunks, store=store, embedder=hash_embedder)
+    ingest([news], Assistant(small_chunks, store=store, embedder=hash_embedder))
     assert any(OLD_ONLY in c.text for c in store.get_chunks(doc_id(path)))
     others = {d.doc_id: store.chunk_ids(d.doc_id) for d in store.documents() if d.doc_id != doc_id(path)}
 
     new = sentences("Alibaba", 12)[:9] + ["Jin Li memimpin unit hybrid cloud."]
     path.write_text(article("Alibaba", new), encoding="utf-8")
-    report = ingest([news], small_chunks, store=store, embedder=hash_embedder)
+    report = ingest([news], Assistant(small_chunks, store=store, embedder=hash_embedder))
 
     assert report.updated == [doc_id(path)]
     assert len(report.unchanged) == 2
@@ -110,10 +110,10 @@ def test_changed_file_replaces_its_chunks(news: Path, small_chunks: Settings, st
 
 def test_retitled_file_is_updated(news: Path, small_chunks: Settings, store: ChromaStore,
                                   hash_embedder: Embedder) -> None:
-    ingest([news], small_chunks, store=store, embedder=hash_embedder)
+    ingest([news], Assistant(small_chunks, store=store, embedder=hash_embedder))
     path = news / "telkom.txt"
     path.write_text(article("Telkom Spin-off", sentences("Telkom", 8)), encoding="utf-8")
-    report = ingest([path], small_chunks, store=store, embedder=hash_embedder)
+    report = ingest([path], Assistant(small_chunks, store=store, embedder=hash_embedder))
     assert report.updated == [doc_id(path)]
     assert {c.title for c in store.get_chunks(doc_id(path))} == {"Telkom Spin-off"}
 
@@ -122,7 +122,7 @@ def test_bad_file_among_good_ones(news: Path, small_chunks: Settings, store: Chr
                                   hash_embedder: Embedder) -> None:
     bad = news / "broken.txt"
     bad.write_bytes("Harga naik à la carte".encode("latin-1"))
-    report = ingest([news], small_chunks, store=store, embedder=hash_embedder)
+    report = ingest([news], Assistant(small_chunks, store=store, embedder=hash_embedder))
     assert [e.source for e in report.errors] == [str(bad)]
     assert "broken.txt" in report.summary()
     assert len(report.new) == 3
@@ -132,14 +132,15 @@ def test_bad_file_among_good_ones(news: Path, small_chunks: Settings, store: Chr
 
 def test_stored_documents_survive_an_ingest_with_bad_files(news: Path, tmp_path: Path, small_chunks: Settings,
                                                            store: ChromaStore, hash_embedder: Embedder) -> None:
-    ingest([news], small_chunks, store=store, embedder=hash_embedder)
+    ingest([news], Assistant(small_chunks, store=store, embedder=hash_embedder))
     before = {d.doc_id: store.chunk_ids(d.doc_id) for d in store.documents()}
 
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
     extra = tmp_path / "extra.txt"
     extra.write_text(article("Huawei", ["Huawei Cloud berinvestasi di Indonesia."]), encoding="utf-8")
-    report = ingest([empty, extra, tmp_path / "missing.md"], small_chunks, store=store, embedder=hash_embedder)
+    kabar = Assistant(small_chunks, store=store, embedder=hash_embedder)
+    report = ingest([empty, extra, tmp_path / "missing.md"], kabar)
 
     assert sorted(Path(e.source).name for e in report.errors) == ["empty.txt", "missing.md"]
     assert report.new == [doc_id(extra)]
@@ -150,11 +151,11 @@ def test_stored_documents_survive_an_ingest_with_bad_files(news: Path, tmp_path:
 
 def test_stored_document_survives_when_its_file_turns_bad(news: Path, small_chunks: Settings, store: ChromaStore,
                                                           hash_embedder: Embedder) -> None:
-    ingest([news], small_chunks, store=store, embedder=hash_embedder)
+    ingest([news], Assistant(small_chunks, store=store, embedder=hash_embedder))
     path = news / "telkom.txt"
     kept = store.chunk_ids(doc_id(path))
     path.write_bytes(b"\x00\x01binary now")
-    report = ingest([news], small_chunks, store=store, embedder=hash_embedder)
+    report = ingest([news], Assistant(small_chunks, store=store, embedder=hash_embedder))
     assert [e.source for e in report.errors] == [str(path)]
     assert store.chunk_ids(doc_id(path)) == kept
 
@@ -164,13 +165,13 @@ def test_duplicate_jsonl_ids_keep_the_last(tmp_path: Path, settings: Settings, s
     path = tmp_path / "corpus.jsonl"
     path.write_text(json.dumps({"id": "x", "text": "First version."}) + "\n"
                     + json.dumps({"id": "x", "text": "Second version."}) + "\n", encoding="utf-8")
-    report = ingest([path], settings, store=store, embedder=hash_embedder)
+    report = ingest([path], Assistant(settings, store=store, embedder=hash_embedder))
     assert report.new == ["x"]
     assert [c.text for c in store.get_chunks("x")] == ["Second version."]
 
 
 def test_ingest_of_nothing(tmp_path: Path, settings: Settings, store: ChromaStore, hash_embedder: Embedder) -> None:
-    report = ingest([tmp_path], settings, store=store, embedder=hash_embedder)
+    report = ingest([tmp_path], Assistant(settings, store=store, embedder=hash_embedder))
     assert (report.files, report.chunks_written, report.errors) == (0, 0, [])
     assert store.count() == 0
 

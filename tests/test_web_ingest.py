@@ -17,6 +17,7 @@ from werkzeug import Request, Response
 
 from ingest import ingest
 from ingest.fetch import Fetcher
+from rag.assistant import Assistant
 from rag.models import Embedder
 from rag.settings import Settings
 from rag.store import ChromaStore
@@ -49,7 +50,7 @@ def file_id(path: Path) -> str:
 @pytest.fixture
 def run(settings: Settings, store: ChromaStore, hash_embedder: Embedder):
     def go(paths: list, **kw):  # type: ignore[no-untyped-def]
-        return ingest(paths, settings, store=store, embedder=hash_embedder, **kw)
+        return ingest(paths, Assistant(settings, store=store, embedder=hash_embedder), **kw)
     return go
 
 
@@ -127,7 +128,7 @@ def test_gigantic_page_is_refused_by_name(tmp_path: Path, run, settings: Setting
                                           hash_embedder: Embedder) -> None:
     page = tmp_path / "huge.html"
     page.write_text(web.news_page(["Kata " * 50_000]), encoding="utf-8")  # 250 kB
-    report = ingest([page], settings.with_(max_file_mb=0.1), store=store, embedder=hash_embedder)
+    report = ingest([page], Assistant(settings.with_(max_file_mb=0.1), store=store, embedder=hash_embedder))
     assert [e.source for e in report.errors] == [str(page)] and "limit" in report.errors[0].problem
     assert store.count() == 0
 
@@ -173,7 +174,7 @@ def test_each_failing_url_is_reported_by_name(httpserver: HTTPServer, tmp_path: 
     listing = tmp_path / "reading-list.urls"
     listing.write_text("# today's reading\n" + "\n".join(urls.values()) + "\n", encoding="utf-8")
     with Fetcher(timeout_s=0.5, max_bytes=200_000) as fetcher:
-        report = ingest([listing], settings, store=store, embedder=hash_embedder, fetcher=fetcher)
+        report = ingest([listing], Assistant(settings, store=store, embedder=hash_embedder), fetcher=fetcher)
     problems = {e.source: e.problem for e in report.errors}
     assert set(problems) == {urls[n] for n in ("missing", "broken", "slow", "image", "huge", "fake-html")}
     assert "404" in problems[urls["missing"]]
@@ -274,7 +275,8 @@ def test_pdf_pages_are_kept_and_chunks_know_theirs(tmp_path: Path, settings: Set
     three = "Direktur utama Telkom mengatakan pusat data baru dibuka di Batam. " * 6
     path = tmp_path / "laporan.pdf"
     path.write_bytes(web.pdf([one, None, three], title="Laporan Kuartal", author="Tim Riset"))
-    report = ingest([path], settings.with_(chunk_tokens=40, chunk_overlap=0), store=store, embedder=hash_embedder)
+    small = settings.with_(chunk_tokens=40, chunk_overlap=0)
+    report = ingest([path], Assistant(small, store=store, embedder=hash_embedder))
     assert report.errors == []
     chunks = store.get_chunks(file_id(path))
     assert chunks[0].title == "Laporan Kuartal" and chunks[0].author == "Tim Riset"
@@ -373,7 +375,8 @@ def test_the_web_examples_ingest_offline(settings: Settings, store: ChromaStore,
     folder = Path(__file__).resolve().parent.parent / "examples" / "web"
     unreachable = httpx.Client(transport=httpx.MockTransport(lambda r: (_ for _ in ()).throw(
         httpx.ConnectError("no network", request=r))))
-    report = ingest([folder], settings, store=store, embedder=hash_embedder, fetcher=Fetcher(client=unreachable))
+    kabar = Assistant(settings, store=store, embedder=hash_embedder)
+    report = ingest([folder], kabar, fetcher=Fetcher(client=unreachable))
     assert report.errors == [] and len(report.new) == 4
     by_title = {d.title: d for d in store.documents()}
     page = by_title["Nusantara Data Opens Its Second Batam Data Centre"]

@@ -42,7 +42,7 @@ from rag.store.meta import chunk_from_meta, chunk_meta, complete_versions
 from rag.store.prefilter import filtered_query
 from rag.store.salvage import is_damaged_index, rebuild_from_lexical
 from rag.store.where import where_matches, where_sql
-from rag.types import Chunk, Hit
+from rag.types import Chunk, DocumentInfo, Hit
 
 
 @dataclass
@@ -53,21 +53,6 @@ class DocWrite:
     chunks: list[Chunk]
     vectors: list[Sequence[float]]
     doc_meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class DocumentInfo:
-    """A stored document as the store knows it."""
-
-    doc_id: str
-    title: str
-    source: str
-    chunks: int
-    ingested_at: float
-    lang: str = ""
-    published: str = ""
-    author: str = ""
-    url: str = ""
 
 
 #: Revisions this process stamped or has read through its current client: a store that sees
@@ -331,10 +316,9 @@ class ChromaStore:
                 doc_id = str(meta["doc_id"])
                 info = infos.get(doc_id)
                 if info is None:
-                    infos[doc_id] = DocumentInfo(doc_id, str(meta.get("title", "")), str(meta.get("source", "")), 1,
-                                                 float(meta.get("ingested_at", 0.0)), str(meta.get("lang", "")),
-                                                 str(meta.get("published", "")), str(meta.get("author", "")),
-                                                 str(meta.get("url", "")))
+                    infos[doc_id] = DocumentInfo(
+                        doc_id=doc_id, chunks=1, ingested_at=float(meta.get("ingested_at", 0.0)),
+                        **{k: str(meta.get(k, "")) for k in ("title", "source", "lang", "published", "author", "url")})
                 else:
                     info.chunks += 1
         return sorted(infos.values(), key=lambda d: (-d.ingested_at, d.title))
