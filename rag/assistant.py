@@ -115,13 +115,9 @@ class Assistant:
         s = self.settings
         if not s.local_llm:
             return OpenAIChat(s.llm_model, s.llm_base_url, s.llm_api_key, timeout_s=s.llm_timeout_s, retries=s.retries)
-        from rag.models.local_llm import LocalLlamaChat, LocalLlamaServer, ensure_model
+        from rag.models.local_llm import local_chat
 
-        model_path = ensure_model(s.models_dir)
-        (s.data_dir / "logs").mkdir(parents=True, exist_ok=True)
-        server = LocalLlamaServer(model_path, threads=s.llm_threads, context_tokens=s.llm_context_tokens,
-                                  log_path=s.data_dir / "logs" / "llama-server.log")
-        return LocalLlamaChat(server, timeout_s=s.llm_timeout_s).start()
+        return local_chat(s).start()
 
     def warm_up(self, llm: bool = True) -> None:
         """Create the store and embedder (and start the LLM) now rather than on the first question."""

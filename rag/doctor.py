@@ -146,13 +146,11 @@ def check_llm(settings: Settings) -> Check:
     from rag.models import OpenAIChat
 
     if settings.local_llm:
-        from rag.models.local_llm import LocalLlamaChat, LocalLlamaServer, ensure_model
+        from rag.models.local_llm import local_chat
 
-        log = settings.data_dir / "logs" / "llama-server.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        server = LocalLlamaServer(ensure_model(settings.models_dir), threads=settings.llm_threads,
-                                  context_tokens=settings.llm_context_tokens, log_path=log)
-        chat: OpenAIChat = LocalLlamaChat(server, timeout_s=settings.llm_timeout_s)
+        local = local_chat(settings)
+        server = local.server
+        chat: OpenAIChat = local
         started = time.perf_counter()
         try:
             chat.start()  # type: ignore[attr-defined]

@@ -30,6 +30,7 @@ from typing import Iterator, Sequence
 
 from rag.errors import LLMError, LLMServerStoppedError, LLMUnavailableError, ModelError
 from rag.models.llm import Message, OpenAIChat, StreamItem
+from rag.settings import Settings
 
 MODEL_NAME = "qwen2.5-coder-1.5b-instruct"
 MODEL_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
@@ -299,3 +300,13 @@ class LocalLlamaChat(OpenAIChat):
     def close(self) -> None:
         with self._lock:
             self.server.stop()
+
+
+def local_chat(settings: Settings) -> LocalLlamaChat:
+    """The local model as the settings describe it, not yet started: the model file assembled
+    and checked, the server's log in the data directory's ``logs/``."""
+    log = settings.data_dir / "logs" / "llama-server.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    server = LocalLlamaServer(ensure_model(settings.models_dir), threads=settings.llm_threads,
+                              context_tokens=settings.llm_context_tokens, log_path=log)
+    return LocalLlamaChat(server, timeout_s=settings.llm_timeout_s)
