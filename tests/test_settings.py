@@ -137,3 +137,19 @@ def test_api_keys_are_not_in_repr() -> None:
 def test_settings_are_frozen() -> None:
     with pytest.raises(AttributeError):
         Settings().top_k = 3  # type: ignore[misc]
+
+
+def test_the_environment_is_read_in_one_place() -> None:
+    """Only rag/settings.py reads Kabar's configuration from the environment."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    reading = re.compile(r"os\.environ\.get\(|os\.getenv\(|os\.environ\[|environ=None|os\.environ if")
+    readers = [str(p.relative_to(root)) for pkg in ("rag", "ingest", "eval", "ui") for p in (root / pkg).rglob("*.py")
+               if reading.search(p.read_text(encoding="utf-8"))]
+    assert readers == ["rag/settings.py"]
+
+
+def test_every_env_variable_is_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert [var for var in ENV.values() if var not in readme] == []
