@@ -179,8 +179,8 @@ class Assistant:
                topic: str = "", lang: str = "") -> Retrieval:
         """As :meth:`retrieve`, with what the search learned (language, named outlets, term counts)."""
         where = filters.where() if filters else None
-        return hybrid_search(self.store, self.embedder, query, k or self.settings.top_k, where=where,
-                             lang=lang or detect_lang(query), topic=topic)
+        return hybrid_search(self.store, self.embedder, query, k or self.settings.top_k, where=where, lang=lang,
+                             topic=topic)
 
     def term_weights(self, question: str) -> dict[str, float] | None:
         """The question's terms weighed by their rarity in the collection (the coverage gate's weights)."""
@@ -206,7 +206,7 @@ class Assistant:
         topic = " ".join(str(t.get("content", "")) for t in list(history or [])[-2:])
         started = time.perf_counter()
         lang = detect_lang(question)
-        found = self.search(query, top_k, filters, topic, lang if query == question else "")
+        found = self.search(query, top_k, filters, topic, lang if query == question else detect_lang(query))
         hits = found.hits
         retrieval_s = time.perf_counter() - started
         if not hits and self.store.count() == 0:

@@ -184,6 +184,7 @@ def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, ca
     Only chunks of whole documents are returned (:meth:`ChromaStore.whole`).
     """
     store.refresh()  # another process may have written since the last question
+    lang = lang or detect_lang(query)
     found = gather(store, embedder, query, max(k, candidates), where, lang, topic)
     # Rank every candidate, then keep to whole documents, then take k: a half-written
     # document's chunks must not take the places of whole ones.
