@@ -73,6 +73,7 @@ class _Tokenizer:
 
     def __init__(self, pieces: list[str], scores: np.ndarray, unk: int, norm: dict[int, str]) -> None:
         self.ids = {p: i for i, p in enumerate(pieces) if p and i != unk}
+        self.pieces = pieces
         self.scores = [float(s) for s in scores]
         self.unk = unk
         self.unk_score = float(scores.min()) - 10.0
@@ -80,6 +81,10 @@ class _Tokenizer:
         self.norm = norm
         self._cache: OrderedDict[str, tuple[int, ...]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def piece(self, idx: int) -> str:
+        """The text of piece ``idx`` (the unknown piece counts as one character)."""
+        return "?" if idx == self.unk else self.pieces[idx]
 
     def normalize(self, text: str) -> str:
         """The normalization map, runs of spaces collapsed, then spaces as U+2581 (one in front)."""
@@ -277,6 +282,34 @@ class E5Numpy:
         """Content token ids of ``text`` with its e5 prefix (no <s>/</s>)."""
         return self.tokenizer.encode(_PREFIX[is_query] + text)
 
+    def token_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Content token ids of ``text`` (no prefix) and each token's character span in it.
+
+        Tokens never span two words, so each whitespace-separated word is tokenized on its
+        own (the same ids as :meth:`_Tokenizer.encode`) and its pieces' lengths give the
+        spans. The word-start marker counts for nothing; where normalization changed a
+        word's length the spans are scaled to the original word, and clamped to it.
+        """
+        ids: list[int] = []
+        spans: list[tuple[int, int]] = []
+        for m in re.finditer(r"\S+", text):
+            start, end = m.span()
+            word_ids = self.tokenizer.encode(m.group())
+            pieces = [self.tokenizer.piece(i) for i in word_ids]
+            lengths = [len(p) for p in pieces]
+            if pieces and pieces[0].startswith(META):
+                lengths[0] -= 1
+            total = sum(lengths) or 1
+            scale = (end - start) / total
+            pos = 0
+            for tid, n in zip(word_ids, lengths):
+                a = start + round(pos * scale)
+                pos += max(n, 0)
+                b = start + round(pos * scale)
+                ids.append(tid)
+                spans.append((min(a, end), min(max(b, a), end)))
+        return ids, spans
+
     def encode(self, texts: Sequence[str], is_query: bool = False) -> np.ndarray:
         """L2-normalized embeddings, one row per text (float32, [n, 384])."""
         n = len(texts)
@@ -327,17 +360,41 @@ class E5Numpy:
 
     def _forward(self, seqs: list[list[int]]) -> np.ndarray:
         """Mean of the final hidden states of each sequence (bos and eos included)."""
-        H, NH = self.H, self.NH
-        hd = H // NH
         lens = np.array([len(s) for s in seqs])
-        B, L = len(seqs), int(lens.max())
-        T = int(lens.sum())
+        x = self.hidden_states(seqs)
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
+        sums = np.add.reduceat(x, starts, axis=0)
+        return sums / lens[:, None].astype(np.float32)
+
+    def embed_tokens(self, seqs: list[list[int]]) -> np.ndarray:
+        """The embedding layer's output for each token, packed: [sum of lengths, H]."""
+        H = self.H
+        lens = [len(s) for s in seqs]
         flat = np.concatenate([np.asarray(s, dtype=np.int64) for s in seqs])
         pos = np.concatenate([np.arange(n) for n in lens])
         uniq, inverse = np.unique(flat, return_inverse=True)
         words = dequantize_q4(self._word[(uniq[:, None] * (H // QK) + np.arange(H // QK)).ravel()], len(uniq), H)
         x = words[inverse] + self._pos[pos] + self._type0
-        x = self._layernorm(x, self._eln)
+        return self._layernorm(x, self._eln)
+
+    def hidden_states(self, seqs: list[list[int]], layers: Sequence[dict] | None = None,
+                      x: np.ndarray | None = None) -> np.ndarray:
+        """Hidden states after ``layers`` (default: all twelve), packed: [sum of lengths, H].
+
+        ``x`` is the input to the first of ``layers`` (default: the embedding layer's
+        output), so a caller can run the lower layers once and its own upper layers on top.
+        Each layer is a dict of the arrays :meth:`_load` builds (weights stored [in, out],
+        the query third of ``qkv`` pre-scaled by 1/sqrt(head size)).
+        """
+        H, NH = self.H, self.NH
+        hd = H // NH
+        lens = np.array([len(s) for s in seqs])
+        B, L = len(seqs), int(lens.max())
+        T = int(lens.sum())
+        if x is None:
+            x = self.embed_tokens(seqs)
+        else:
+            x = np.array(x, dtype=np.float32)
         # Padded layout for attention: row T of the packed matrices is a zero row for padding.
         starts = np.concatenate([[0], np.cumsum(lens)[:-1]])
         col = np.arange(L)
@@ -345,7 +402,7 @@ class E5Numpy:
         gather = np.where(valid, starts[:, None] + col[None, :], T)
         mask = np.where(valid, 0.0, -1e30).astype(np.float32)[:, None, None, :]
         zero = np.zeros((1, 3 * H), np.float32)
-        for ly in self.layers:
+        for ly in self.layers if layers is None else layers:
             qkv = x @ ly["qkv_w"]  # the query third is pre-scaled by 1/sqrt(head size)
             qkv += ly["qkv_b"]
             qkv = np.concatenate([qkv, zero])[gather]  # [B, L, 3H]
@@ -369,5 +426,4 @@ class E5Numpy:
             fo += ly["fo_b"]
             x += fo
             x = self._layernorm(x, ly["oln"])
-        sums = np.add.reduceat(x, starts, axis=0)
-        return sums / lens[:, None].astype(np.float32)
+        return x
