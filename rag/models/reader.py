@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -76,10 +75,6 @@ class Reading:
     def margin(self) -> float:
         """Best span's score minus the no-answer score: above 0, the reader thinks it is answered."""
         return (self.spans[0].score if self.spans else -1e9) - self.null
-
-    @property
-    def best(self) -> Span | None:
-        return self.spans[0] if self.spans else None
 
 
 def question_ids(e5: E5Numpy, question: str) -> list[int]:
@@ -210,15 +205,3 @@ class Reader:
             out.append(Reading(uniq[:k], nulls[p] if np.isfinite(nulls[p]) else 0.0))
         return out
 
-
-_SHARED: dict[int, Reader] = {}
-_SHARED_LOCK = threading.Lock()
-
-
-def shared_reader(e5: E5Numpy) -> Reader:
-    """One Reader per e5 engine (its weights loaded once per process)."""
-    with _SHARED_LOCK:
-        reader = _SHARED.get(id(e5))
-        if reader is None:
-            reader = _SHARED[id(e5)] = Reader(e5)
-        return reader
