@@ -70,6 +70,12 @@ class QuestionResult:
     grounding: float | None = None
     coverage: float | None = None
     confidence: float | None = None
+    #: Kabar's reader: its margin over the sources (None: not read, or no span), its best span,
+    #: whether the question got the one-fact treatment, and the reader's time.
+    reader_margin: float | None = None
+    reader_span: str = ""
+    one_fact: bool = False
+    reader_ms: float | None = None
     answer_logprobs: list[tuple[str, float]] = field(default_factory=list)
     model_answer: str | None = None
     flags: list[str] = field(default_factory=list)
@@ -98,6 +104,8 @@ class QuestionResult:
             "gold": {"answers": self.gold_answers, "doc_ids": self.gold_doc_ids, "evidence": self.gold_evidence},
             "answer": self.answer, "refused": self.refused, "grounding": self.grounding,
             "coverage": self.coverage, "confidence": self.confidence,
+            "reader": {"margin": self.reader_margin, "span": self.reader_span, "one_fact": self.one_fact,
+                       "ms": self.reader_ms},
             "answer_logprobs": [list(t) for t in self.answer_logprobs],
             "model_answer": self.model_answer, "flags": self.flags,
             "citations": [asdict(c) for c in self.citations],
@@ -123,6 +131,8 @@ class QuestionResult:
             gold_evidence=list(gold.get("evidence") or []),
             answer=d.get("answer"), refused=d.get("refused"), grounding=d.get("grounding"),
             coverage=d.get("coverage"), confidence=d.get("confidence"),
+            reader_margin=(d.get("reader") or {}).get("margin"), reader_span=(d.get("reader") or {}).get("span") or "",
+            one_fact=bool((d.get("reader") or {}).get("one_fact")), reader_ms=(d.get("reader") or {}).get("ms"),
             answer_logprobs=[(str(t), float(lp)) for t, lp in d.get("answer_logprobs") or []],
             model_answer=d.get("model_answer"),
             flags=list(d.get("flags") or []),

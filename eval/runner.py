@@ -23,6 +23,7 @@ the pictures :mod:`eval.report`'s.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import sys
@@ -83,6 +84,21 @@ def context_tokens(sources: Sequence[Hit]) -> int:
     return sum(count_tokens(format_source(i, h)) for i, h in enumerate(sources, start=1))
 
 
+def _reader_fields(prep: Any, answer: Answer | None) -> dict[str, Any]:
+    """What the reader found, from the prepared question (retrieval-only) or the answer."""
+    findings = prep.findings if prep is not None else None
+    if answer is not None:
+        margin, span, one_fact, read_s = answer.reader_margin, answer.reader_span, answer.one_fact, answer.reader_s
+    elif findings is not None:
+        best = findings.best
+        margin, span, one_fact, read_s = findings.margin, best.text if best else "", prep.one_fact, findings.read_s
+    else:
+        return {}
+    return {"reader_margin": margin if margin is not None and math.isfinite(margin) else None,
+            "reader_span": span, "one_fact": one_fact,
+            "reader_ms": round(read_s * 1000, 2) if read_s is not None else None}
+
+
 def run_question(assistant: Assistant, q: Question, answers: bool, judge: Judge | None = None,
                  stop: threading.Event | None = None) -> QuestionResult:
     """Ask one question through the Python API and score it."""
@@ -104,6 +120,7 @@ def run_question(assistant: Assistant, q: Question, answers: bool, judge: Judge 
         hits, sources = answer.hits, answer.sources
         t = answer.timings
         retrieval_s, sources_s, ttft_s, total_s = t.retrieval_s, t.sources_s, t.first_token_s, t.total_s
+        prep = None
     else:
         prep = assistant.prepare(q.question)
         total_s = time.perf_counter() - started
@@ -126,6 +143,7 @@ def run_question(assistant: Assistant, q: Question, answers: bool, judge: Judge 
         answer=outcome.answer, refused=answer.refused if answer else None,
         grounding=answer.grounding if answer else None, coverage=answer.coverage if answer else None,
         confidence=answer.confidence if answer else None,
+        **_reader_fields(prep, answer),
         answer_logprobs=list(answer.usage.logprobs) if answer else [],
         model_answer=answer.model_text if answer else None,
         flags=list(answer.flags) if answer else [],

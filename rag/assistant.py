@@ -16,6 +16,7 @@ server the local llama.cpp server is started on the first question and stopped b
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -32,6 +33,14 @@ from rag.answer import (
     verify_citations,
 )
 from rag.answer import decide as decide_refusal
+from rag.answer.evidence import (
+    Findings,
+    check_answer,
+    evidence_excerpts,
+    find_evidence,
+    highlight,
+    split_sentences,
+)
 from rag.errors import EmptyCollectionError
 from rag.lang import detect_lang
 from rag.models import Embedder, Message, OpenAIChat, make_embedder
@@ -58,6 +67,11 @@ class Prepared:
     #: The question's terms weighed by their rarity in the collection (the coverage gate's
     #: weights, :func:`rag.answer.refusal.term_weights`), from what retrieval read.
     weights: dict[str, float] | None = None
+    #: What Kabar's reader found in the sources (None: the reader is off).
+    findings: Findings | None = None
+    #: True when the question asks for one fact (it got the short budget): the reader's gate,
+    #: check and evidence-first prompt apply.
+    one_fact: bool = False
 
     @property
     def articles(self) -> list[SourceArticle]:
@@ -79,6 +93,7 @@ class Assistant:
         self._embedder = embedder
         self._store = store
         self._llm = llm
+        self._reader: Any = None
         self._owned_llm: Any = None  # the chat model this assistant made, with the local server it started
         # Several threads (web sessions) may ask at once; each component is created once.
         # Two locks: listing documents must not wait for the local LLM server to start.
@@ -100,6 +115,20 @@ class Assistant:
             if self._store is None:
                 self._store = ChromaStore.from_settings(self.settings, self.embedder.model_id)
             return self._store
+
+    @property
+    def reader(self) -> Any:
+        """Kabar's reader (:class:`rag.models.reader.Reader`), sharing the embedder's e5 engine
+        when it runs in numpy; None when ``settings.reader`` is off."""
+        if not self.settings.reader:
+            return None
+        with self._store_lock:
+            if self._reader is None:
+                from rag.models.reader import load_reader
+
+                share = getattr(self.embedder, "numpy_model", None)
+                self._reader = load_reader(share() if share else None)
+            return self._reader
 
     @property
     def llm(self) -> OpenAIChat:
@@ -218,20 +247,29 @@ class Assistant:
         budget = source_budget(query, hits, self.settings.context_tokens, self.settings.fact_context_tokens,
                                len(found.outlets))
         sources = select_sources(hits, budget, self.settings.per_doc)
+        one_fact = budget < self.settings.context_tokens
+        reader = self.reader
+        findings = find_evidence(reader, query, sources) if reader is not None and sources else None
+        # A one-fact question reads the sentences around the reader's best spans, not whole passages.
+        numbered = (evidence_excerpts(sources, findings)
+                    if findings and findings.evidence and one_fact and self.settings.reader_evidence else None)
         # The model answers the standalone form; ``answer_history`` earlier messages go with it.
         keep = self.settings.answer_history
-        messages = build_messages(query, sources, lang, list(history or [])[-keep:] if keep else None)
+        messages = build_messages(query, sources, lang, list(history or [])[-keep:] if keep else None, numbered)
         weights = term_weights(query, found.doc_counts, found.total, found.lang)
-        return Prepared(question, query, lang, hits, sources, messages, retrieval_s, budget, weights)
+        return Prepared(question, query, lang, hits, sources, messages, retrieval_s, budget, weights, findings,
+                        one_fact)
 
     def stream(self, question: str, history: Sequence[Message] | None = None, top_k: int | None = None,
                temperature: float | None = None, filters: Filters | None = None) -> Iterator[StreamEvent]:
         """Yield the :class:`Prepared` question as soon as its sources are known, then the answer
-        text as it is generated, then the final :class:`Answer`.
+        text as it is checked, then the final :class:`Answer`.
 
         The sources come first so that a reader sees what Kabar found while the model is still
-        reading it. The final Answer's text may differ from the streamed pieces where a
-        citation was repaired (see ``Answer.flags``).
+        reading it. What is streamed is checked text: a one-fact answer is checked against
+        Kabar's reader and the refusal gates before any of it is shown; a longer one is shown
+        sentence by sentence, each with its citations checked. The final Answer is the word
+        of record (a gate applied to the whole answer may still decline it: see ``Answer.flags``).
         """
         started = time.perf_counter()
         prep = self.prepare(question, history, top_k, filters)
@@ -241,43 +279,87 @@ class Assistant:
         llm = self.llm
         parts: list[str] = []
         usage = Usage()
-        first_token_s = 0.0
+        shown_s = 0.0
+        hold = prep.one_fact and prep.findings is not None
+        pending = ""
         for item in llm.stream(prep.messages, temp, self.settings.max_answer_tokens,
                                logprobs=self.settings.min_confidence > 0):
             if isinstance(item, Usage):
                 usage = item
                 continue
-            if not first_token_s:
-                first_token_s = time.perf_counter() - started
             parts.append(item)
-            yield item
+            if hold:
+                continue
+            if prep.findings is None:  # the reader is off: the model's text as it comes, as before
+                if not shown_s:
+                    shown_s = time.perf_counter() - started
+                yield item
+                continue
+            pending += item
+            done, pending = split_sentences(pending)
+            if done:
+                checked = verify_citations(done, prep.sources)[0]
+                if not shown_s:
+                    shown_s = time.perf_counter() - started
+                    checked = brief(checked, prep.query)
+                yield checked
         raw = "".join(parts).strip()
+        answer = self._finish(prep, raw, usage)
+        if hold or pending.strip():
+            tail = answer.text if hold else verify_citations(pending, prep.sources)[0]
+            if not shown_s:
+                shown_s = time.perf_counter() - started
+                tail = tail if hold else brief(tail, prep.query)
+            yield tail
+        answer.timings = Timings(prep.retrieval_s, shown_s, time.perf_counter() - started, sources_s)
+        yield answer
+
+    def _finish(self, prep: Prepared, raw: str, usage: Usage) -> Answer:
+        """The model's whole reply checked: citations, the refusal gates, the reader's check."""
+        s = self.settings
         text, citations, flags = verify_citations(raw, prep.sources)
-        decision = decide_refusal(prep.query, text, [c.number for c in citations], prep.sources, self.settings,
+        findings = prep.findings if prep.one_fact else None
+        decision = decide_refusal(prep.query, text, [c.number for c in citations], prep.sources, s,
                                   answer_confidence(usage.logprobs) if usage.logprobs else None,
-                                  prep.weights)
-        refused, grounded, covered = decision.refused, decision.grounding, decision.coverage
+                                  prep.weights, findings.margin if findings else None)
+        refused = decision.refused
+        if findings is not None and not decision.reason:
+            # The model answered (or declined by itself): does it say what the reader found?
+            best = findings.best
+            src = prep.sources[best.number - 1].chunk if best else None
+            same = src is not None and (src.lang or detect_lang(src.text)) == prep.lang
+            check = check_answer("" if refused else text, [c.number for c in citations], findings, s.reader_repair,
+                                 same)
+            if check.flag:
+                flags.append(check.flag)
+            if check.text != ("" if refused else text):
+                text, citations = verify_citations(check.text, prep.sources)[:2]
+                refused = False
         if decision.reason:
             flags.append(f"declined: {decision.reason} (the model said: {text!r})")
             text, citations = refusal_text(prep.lang), []
         elif not refused:
             text = brief(text, prep.query)
-        yield Answer(
+        return Answer(
             question=prep.question,
             text=text,
-            citations=citations,
+            citations=highlight(citations, prep.findings, text),
             hits=prep.hits,
             sources=prep.sources,
             usage=usage,
-            timings=Timings(prep.retrieval_s, first_token_s, time.perf_counter() - started, sources_s),
+            timings=Timings(),
             refused=refused,
-            grounding=grounded,
-            coverage=covered,
+            grounding=decision.grounding,
+            coverage=decision.coverage,
             confidence=decision.confidence,
             model_text=raw,
-            model=llm.model,
+            model=self.llm.model,
             query=prep.query,
             flags=flags,
+            reader_margin=prep.findings.margin if prep.findings and math.isfinite(prep.findings.margin) else None,
+            reader_span=prep.findings.best.text if prep.findings and prep.findings.best else "",
+            reader_s=prep.findings.read_s if prep.findings else None,
+            one_fact=prep.one_fact,
         )
 
     def ask(self, question: str, history: Sequence[Message] | None = None, **options: Any) -> Answer:

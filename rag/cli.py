@@ -73,6 +73,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if cited:
         print("\nCited:")
         _print_articles([a for a in source_articles(answer.sources) if cited & set(a.numbers)], cited)
+        for c in answer.citations:
+            if c.supporting_sentence:
+                print(f"  [{c.number}] supports it: \"{' '.join(c.supporting_sentence.split())}\"")
     t = answer.timings
     print(f"\n({t.sources_s:.1f}s to sources, {t.first_token_s:.1f}s to first token, {t.total_s:.1f}s in all; "
           f"{answer.model})", file=sys.stderr)

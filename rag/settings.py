@@ -58,6 +58,12 @@ class Settings:
     min_grounding: float = 0.5
     min_coverage: float = 0.6
     min_confidence: float = 0.5
+    reader: bool = False
+    # The reader's gate and repair are off (-inf / inf) until a checking half says they help
+    # (docs/READER.md): its span finds the sentence that supports a citation either way.
+    reader_margin: float = float("-inf")
+    reader_repair: float = float("inf")
+    reader_evidence: bool = False
     max_answer_tokens: int = 256
     temperature: float = 0.1
     max_file_mb: float = 20.0
@@ -169,6 +175,12 @@ def _convert(name: str, var: str, raw: str, typ: Any) -> Any:
     except ValueError:
         kind = "a whole number" if typ == "int" else "a number"
         raise ConfigError(f"{var} must be {kind}. Currently, {var} is {raw!r}.") from None
+    if typ == "bool":
+        if raw.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.strip().lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{var} must be 1 or 0 (on or off). Currently, {var} is {raw!r}.")
     if "Path" in typ:
         return Path(raw).expanduser()
     return raw
@@ -205,6 +217,10 @@ ENV: dict[str, str] = {
     "min_grounding": "KABAR_MIN_GROUNDING",
     "min_coverage": "KABAR_MIN_COVERAGE",
     "min_confidence": "KABAR_MIN_CONFIDENCE",
+    "reader": "KABAR_READER",
+    "reader_margin": "KABAR_READER_MARGIN",
+    "reader_repair": "KABAR_READER_REPAIR",
+    "reader_evidence": "KABAR_READER_EVIDENCE",
     "max_answer_tokens": "KABAR_MAX_ANSWER_TOKENS",
     "temperature": "KABAR_TEMPERATURE",
     "max_file_mb": "KABAR_MAX_FILE_MB",

@@ -237,6 +237,15 @@ class Citation:
     page: int = 0
     #: Other outlets that published the same story (see :class:`Alternative`).
     alternatives: list[Alternative] = field(default_factory=list)
+    #: Character offsets in ``text`` of the answer span Kabar's reader found there, and of the
+    #: sentence holding it (None: the reader found none in this passage).
+    span: tuple[int, int] | None = None
+    sentence: tuple[int, int] | None = None
+
+    @property
+    def supporting_sentence(self) -> str:
+        """The sentence of the passage that supports the answer ("" when none was found)."""
+        return self.text[self.sentence[0] : self.sentence[1]] if self.sentence else ""
 
 
 @dataclass
@@ -324,6 +333,13 @@ class Answer:
     coverage: float = 0.0
     confidence: float | None = None
     model_text: str = ""
+    #: Kabar's reader's margin over the sources: its best answer span's score against "no
+    #: answer" (above ``Settings.reader_margin``: it found an answer); None when it did not read.
+    reader_margin: float | None = None
+    reader_span: str = ""  # the reader's best span over the sources ("" when it did not read)
+    reader_s: float | None = None  # seconds the reader took
+    #: True when the question asked for one fact (the short budget): the reader's gate and check applied.
+    one_fact: bool = False
 
     @property
     def articles(self) -> "list[SourceArticle]":

@@ -39,6 +39,10 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("KABAR_DATA_DIR", str(data_dir))
     # Greedy decoding: a test that asks the real model gets the same answer every run.
     monkeypatch.setenv("KABAR_TEMPERATURE", "0")
+    # Kabar's reader reads real text with real weights (a second or so a question): the tests of
+    # other stages leave it off; the reader's own tests and those with the real model (their
+    # settings built from a dict, not this environment) have it on, as a user does.
+    monkeypatch.setenv("KABAR_READER", "0")
     return data_dir
 
 

@@ -109,7 +109,8 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     """The ``answer`` event (the sources went before it): text, citations, refusal, timings."""
     return {
         "question": answer.question, "text": answer.text, "refused": answer.refused,
-        "citations": [asdict(c) for c in answer.citations], "query": answer.query, "flags": list(answer.flags),
+        "citations": [{**asdict(c), "supporting_sentence": c.supporting_sentence} for c in answer.citations],
+        "query": answer.query, "flags": list(answer.flags), "reader_margin": answer.reader_margin,
         "grounding": answer.grounding, "coverage": answer.coverage, "confidence": answer.confidence,
         "model": answer.model,
         # Token counts; the per-token log-probabilities behind ``confidence`` stay out.

@@ -62,6 +62,9 @@ _SOURCES_CSS = """
 .kabar-passage { margin: 0; padding: 0.1em 0.6em; border-left: 3px solid var(--border-color-primary);
   max-height: 12em; overflow-y: auto; }
 .kabar-passage p { margin: 0.25em 0; }
+.kabar-support { margin: 0.2em 0 0.3em 0; padding: 0.15em 0.5em; border-left: 3px solid var(--color-accent);
+  font-style: italic; }
+.kabar-support-mark { background: var(--color-accent-soft); color: inherit; }
 .kabar-timing { font-size: 0.85em; margin-top: 0.3em; }
 """
 

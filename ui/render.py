@@ -154,8 +154,15 @@ def reading_status(articles: int, waiting: bool = False, starting: bool = False)
     return what
 
 
-def _article_items(sources: Sequence[Hit], cited: set[int], unsupported: set[int]) -> str:
-    """One list item per article, its passages under it, numbered as in the text."""
+def _supports(answer: Answer) -> dict[int, tuple[int, int]]:
+    """Cited source number -> the offsets in its passage of the sentence that supports the answer."""
+    return {c.number: tuple(c.sentence) for c in answer.citations if getattr(c, "sentence", None)}
+
+
+def _article_items(sources: Sequence[Hit], cited: set[int], unsupported: set[int],
+                   supports: dict[int, tuple[int, int]] | None = None) -> str:
+    """One list item per article, its passages under it, numbered as in the text; the sentence
+    that supports the answer, when Kabar's reader found it, quoted first and marked in its passage."""
     items = []
     for article in source_articles(sources):
         c = article.chunk
@@ -173,8 +180,13 @@ def _article_items(sources: Sequence[Hit], cited: set[int], unsupported: set[int
                         'to support the sentence">☆ cited, unconfirmed</span>')
             elif n in cited:
                 mark = '<span class="kabar-star" title="cited in the answer">★</span>'
+            sentence = (supports or {}).get(n) if n in cited else None
+            quote = (f'<blockquote class="kabar-support" data-n="{n}">'
+                     f'{html.escape(" ".join(hit.chunk.text[sentence[0]:sentence[1]].split()))}</blockquote>'
+                     if sentence else "")
             passages.append(f'<div class="kabar-passage{" kabar-cited-passage" if n in cited else ""}" data-n="{n}">'
-                            f'<span class="kabar-num">[{n}]</span> {mark}{_paragraphs(hit.chunk.text)}</div>')
+                            f'<span class="kabar-num">[{n}]</span> {mark}{quote}'
+                            f'{_paragraphs(hit.chunk.text, sentence)}</div>')
         items.append(
             f'<li class="kabar-source{" kabar-cited" if star else ""}" data-doc="{html.escape(article.doc_id, True)}">'
             f'<div class="kabar-source-head"><span class="kabar-num">{numbers}</span> {star}'
@@ -211,7 +223,7 @@ def sources_html(answer: Answer) -> str:
     footer = (f'<p class="kabar-muted kabar-timing">{t.sources_s:.1f}s to sources, {t.first_token_s:.1f}s to first '
               f"token, {t.total_s:.1f}s in all{' · ' + html.escape(answer.model) if answer.model else ''}</p>")
     return (f'<div class="kabar-sources"><h3>Sources <span class="kabar-muted">({summary})</span></h3>{searched}'
-            f"{_article_items(answer.sources, cited, unsupported)}{notes}{footer}</div>")
+            f"{_article_items(answer.sources, cited, unsupported, _supports(answer))}{notes}{footer}</div>")
 
 
 def _facts(c: Any) -> str:
@@ -227,17 +239,26 @@ def _facts(c: Any) -> str:
     return out
 
 
-def _paragraphs(text: str) -> str:
-    """A passage as escaped HTML paragraphs: blank lines separate them, line breaks inside are spaces."""
+_MARK_OPEN, _MARK_CLOSE = "\x02", "\x03"
+
+
+def _paragraphs(text: str, mark: tuple[int, int] | None = None) -> str:
+    """A passage as escaped HTML paragraphs: blank lines separate them, line breaks inside are
+    spaces; the characters ``mark`` spans (a sentence, never across paragraphs) in ``<mark>``."""
+    text = text.replace(_MARK_OPEN, " ").replace(_MARK_CLOSE, " ")
+    if mark:
+        a, b = mark
+        text = text[:a] + _MARK_OPEN + text[a:b] + _MARK_CLOSE + text[b:]
     paragraphs = (" ".join(p.split()) for p in re.split(r"\n\s*\n", text))
-    return "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs if p)
+    return "".join(f"<p>{html.escape(p)}</p>" for p in paragraphs if p).replace(
+        _MARK_OPEN, '<mark class="kabar-support-mark">').replace(_MARK_CLOSE, "</mark>")
 
 
 def sources_message(answer: Answer) -> dict[str, Any] | None:
     """A collapsed chat message under the answer listing its sources by article; None without sources."""
     if not answer.sources:
         return None
-    cited, unsupported = _cited(answer), _unsupported(answer)
+    cited, unsupported, supports = _cited(answer), _unsupported(answer), _supports(answer)
     lines = []
     for article in source_articles(answer.sources):
         c = article.chunk
@@ -249,6 +270,10 @@ def sources_message(answer: Answer) -> dict[str, Any] | None:
         lines.append(f"{head} — {where}")
         for n, hit in article.passages:
             note = " (cited, unconfirmed)" if n in unsupported else " ★" if n in cited else ""
+            sentence = supports.get(n) if n in cited else None
+            if sentence:
+                lines.append(f"> **\\[{n}\\]** supports the answer: "
+                             f"**{md_escape(' '.join(hit.chunk.text[sentence[0]:sentence[1]].split()))}**")
             lines.append(f"> **\\[{n}\\]**{note} {md_escape(' '.join(hit.chunk.text.split()))}")
     label = f"{SOURCES_TITLE}: " + (", ".join(f"[{n}]" for n in sorted(cited)) + " cited" if cited else "none cited")
     return {"role": "assistant", "content": "\n\n".join(lines), "metadata": {"title": label, "status": "done"}}

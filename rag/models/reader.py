@@ -73,8 +73,9 @@ class Reading:
 
     @property
     def margin(self) -> float:
-        """Best span's score minus the no-answer score: above 0, the reader thinks it is answered."""
-        return (self.spans[0].score if self.spans else -1e9) - self.null
+        """Best span's score minus the no-answer score: above 0, the reader thinks it is answered
+        (-inf for a passage with no span, or not read)."""
+        return self.spans[0].score - self.null if self.spans else -np.inf
 
 
 def question_ids(e5: E5Numpy, question: str) -> list[int]:
@@ -181,16 +182,23 @@ class Reader:
         self.e5 = e5
 
     def read(self, question: str, passages: Sequence[str], k: int = 3,
-             max_windows: int = 0) -> list[Reading]:
+             max_windows: int = 0, max_tokens: int = 0) -> list[Reading]:
         """One :class:`Reading` per passage, spans best first. ``max_windows`` > 0 reads at most
-        that many windows of each passage (the first ones)."""
+        that many windows of each passage (the first ones); ``max_tokens`` > 0 stops taking
+        windows, in passage order, once that many tokens are planned (the first window is
+        always read). A passage left unread has no spans and a no-answer score of +inf."""
         q = question_ids(self.e5, question)
         plan: list[tuple[int, Window]] = []
+        planned = 0
         for p, text in enumerate(passages):
             ws = windows(self.e5, q, text)
-            plan.extend((p, w) for w in (ws[:max_windows] if max_windows > 0 else ws))
+            for w in ws[:max_windows] if max_windows > 0 else ws:
+                if max_tokens > 0 and plan and planned + len(w.ids) > max_tokens:
+                    break
+                plan.append((p, w))
+                planned += len(w.ids)
         if not plan:
-            return [Reading([], 0.0) for _ in passages]
+            return [Reading([], np.inf) for _ in passages]
         logits = self.model.logits([w.ids for _, w in plan])
         spans: list[list[Span]] = [[] for _ in passages]
         nulls = [np.inf] * len(passages)
@@ -202,6 +210,10 @@ class Reader:
             best = sorted(spans[p], key=lambda s: -s.score)
             seen: set[tuple[int, int]] = set()
             uniq = [s for s in best if not ((s.start, s.end) in seen or seen.add((s.start, s.end)))]
-            out.append(Reading(uniq[:k], nulls[p] if np.isfinite(nulls[p]) else 0.0))
+            out.append(Reading(uniq[:k], nulls[p]))
         return out
 
+
+def load_reader(e5: E5Numpy | None = None, path: Path | str | None = None) -> Reader:
+    """The shipped reader, on ``e5`` (the embedder's own engine, to share its weights) or a new one."""
+    return Reader(e5 if e5 is not None else E5Numpy(), path)
