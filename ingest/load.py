@@ -1,7 +1,8 @@
 """Loading articles from files and URLs into :class:`rag.types.Document` objects.
 
 Supported: ``.txt`` and ``.md`` articles (the first non-empty line is the title, the
-rest the body), ``.jsonl`` files with one article per line in Kabar's corpus format
+rest the body; a dateline in the first lines, "Jakarta, 5 Desember 2023", is the date),
+``.jsonl`` files with one article per line in Kabar's corpus format
 (``{"id", "title", "text", "lang", "url", "published", "source", "author"}``, only
 ``text`` required), web pages (``.html``, ``.htm``: :mod:`ingest.html`), PDFs
 (:mod:`ingest.pdf`), web archives (``.warc``, ``.warc.gz``: :mod:`ingest.warc`), RSS
@@ -30,6 +31,7 @@ from ingest.fetch import FEED_TYPES, HTML_TYPES, PDF_TYPES, Fetcher, is_url
 from ingest.html import html_document
 from ingest.pdf import load_pdf, pdf_document
 from ingest.warc import is_warc, warc_documents
+from rag.dates import dateline
 from rag.errors import InputError
 from rag.lang import detect_lang
 from rag.types import Document, content_hash
@@ -142,8 +144,9 @@ def load_text_file(path: Path, max_bytes: int, raw: str | None = None) -> Docume
         raise InputError(str(path), "has no text left after cleaning")
     title, body = _split_title(text, markdown=path.suffix.lower() != ".txt")
     source = str(path.resolve())
+    # A news article's dateline ("Jakarta, 5 Desember 2023") is its publication date, as it states it.
     return Document(id=content_hash("file", source), title=title, text=body, source=source,
-                    lang=detect_lang(body))
+                    lang=detect_lang(body), published=dateline(body))
 
 
 def jsonl_records(text: str, path: Path) -> Iterator[tuple[str, dict[str, Any] | InputError]]:

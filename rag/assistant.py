@@ -20,6 +20,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, Iterator, Sequence, Union
 
 from rag.answer import (
@@ -41,10 +42,12 @@ from rag.answer.evidence import (
     highlight,
     split_sentences,
 )
+from rag.answer.refusal import Decision
 from rag.errors import EmptyCollectionError
 from rag.lang import detect_lang
 from rag.models import Embedder, Message, OpenAIChat, make_embedder
 from rag.search import hybrid_search, source_budget
+from rag.search.when import TimeQuery, read_time
 from rag.settings import Settings
 from rag.store import ChromaStore, DocumentInfo
 from rag.text import question_terms
@@ -72,6 +75,7 @@ class Prepared:
     #: True when the question asks for one fact (it got the short budget): the reader's gate,
     #: check and evidence-first prompt apply.
     one_fact: bool = False
+    time_window: str = ""  # what retrieval favoured for the dates the question names (Retrieval.time_window)
 
     @property
     def articles(self) -> list[SourceArticle]:
@@ -88,8 +92,12 @@ class Assistant:
     """Question answering over the ingested articles."""
 
     def __init__(self, settings: Settings | None = None, *, store: ChromaStore | None = None,
-                 embedder: Embedder | None = None, llm: OpenAIChat | None = None) -> None:
+                 embedder: Embedder | None = None, llm: OpenAIChat | None = None,
+                 as_of: date | str | None = None) -> None:
         self.settings = settings or Settings.from_env()
+        #: The day questions are asked on: "last week", "kemarin" are read against it (None: today).
+        #: An archive's own day, as ``kabar ask --as-of 2023-12-06``.
+        self.as_of = date.fromisoformat(as_of) if isinstance(as_of, str) else as_of
         self._embedder = embedder
         self._store = store
         self._llm = llm
@@ -206,10 +214,19 @@ class Assistant:
 
     def search(self, query: str, k: int | None = None, filters: Filters | None = None,
                topic: str = "", lang: str = "") -> Retrieval:
-        """As :meth:`retrieve`, with what the search learned (language, named outlets, term counts)."""
+        """As :meth:`retrieve`, with what the search learned (language, named outlets, term counts,
+        the dates the question asks about)."""
         where = filters.where() if filters else None
         return hybrid_search(self.store, self.embedder, query, k or self.settings.top_k, where=where, lang=lang,
-                             topic=topic)
+                             topic=topic, when=self.read_time(query))
+
+    def read_time(self, question: str) -> TimeQuery:
+        """The dates ``question`` asks about (:func:`rag.search.when.read_time`), read against
+        :attr:`as_of` and this archive's newest article. A question naming no time costs a regex."""
+        first = read_time(question, self.as_of)
+        if not first and not first.said:
+            return first
+        return read_time(question, self.as_of, self.store.newest_day())
 
     def term_weights(self, question: str) -> dict[str, float] | None:
         """The question's terms weighed by their rarity in the collection (the coverage gate's weights)."""
@@ -258,7 +275,7 @@ class Assistant:
         messages = build_messages(query, sources, lang, list(history or [])[-keep:] if keep else None, numbered)
         weights = term_weights(query, found.doc_counts, found.total, found.lang)
         return Prepared(question, query, lang, hits, sources, messages, retrieval_s, budget, weights, findings,
-                        one_fact)
+                        one_fact, found.time_window)
 
     def stream(self, question: str, history: Sequence[Message] | None = None, top_k: int | None = None,
                temperature: float | None = None, filters: Filters | None = None) -> Iterator[StreamEvent]:
@@ -275,12 +292,21 @@ class Assistant:
         prep = self.prepare(question, history, top_k, filters)
         sources_s = time.perf_counter() - started
         yield prep
+        declined = self._reader_declines(prep)
+        if declined:  # the reader found no answer: the model is not asked
+            answer = self._finish(prep, "", Usage(), declined)
+            yield answer.text
+            answer.timings = Timings(prep.retrieval_s, time.perf_counter() - started, time.perf_counter() - started,
+                                     sources_s)
+            yield answer
+            return
         temp = self.settings.temperature if temperature is None else temperature
         llm = self.llm
         parts: list[str] = []
         usage = Usage()
         shown_s = 0.0
-        hold = prep.one_fact and prep.findings is not None
+        # A one-fact answer the reader may repair is held until it is checked.
+        hold = prep.one_fact and prep.findings is not None and math.isfinite(self.settings.reader_repair)
         pending = ""
         for item in llm.stream(prep.messages, temp, self.settings.max_answer_tokens,
                                logprobs=self.settings.min_confidence > 0):
@@ -314,20 +340,39 @@ class Assistant:
         answer.timings = Timings(prep.retrieval_s, shown_s, time.perf_counter() - started, sources_s)
         yield answer
 
-    def _finish(self, prep: Prepared, raw: str, usage: Usage) -> Answer:
-        """The model's whole reply checked: citations, the refusal gates, the reader's check."""
+    @staticmethod
+    def _same_language(prep: Prepared) -> bool:
+        """Whether the question is asked in the language of the source the reader read best."""
+        best = prep.findings.best if prep.findings else None
+        src = prep.sources[best.number - 1].chunk if best else None
+        return src is not None and (src.lang or detect_lang(src.text)) == prep.lang
+
+    def _reader_declines(self, prep: Prepared) -> str:
+        """Why Kabar's reader declines a one-fact question before the model reads it ("": it does not).
+
+        Below ``settings.reader_margin`` the reader found no answer in the sources. It learned on
+        Indonesian questions over Indonesian paragraphs and its no-answer score separates nothing
+        across languages (docs/READER.md), so it judges only a question asked in the language of
+        the passage it read best.
+        """
+        f = prep.findings
+        if not prep.one_fact or f is None or not self._same_language(prep) or f.margin >= self.settings.reader_margin:
+            return ""
+        return f"Kabar's reader found no answer in the sources (margin {f.margin:.1f})"
+
+    def _finish(self, prep: Prepared, raw: str, usage: Usage, declined: str = "") -> Answer:
+        """The model's whole reply checked: citations, the refusal gates, the reader's check
+        (``declined``: the reader's reason to decline, the model not asked)."""
         s = self.settings
         text, citations, flags = verify_citations(raw, prep.sources)
         findings = prep.findings if prep.one_fact else None
-        decision = decide_refusal(prep.query, text, [c.number for c in citations], prep.sources, s,
-                                  answer_confidence(usage.logprobs) if usage.logprobs else None,
-                                  prep.weights, findings.margin if findings else None)
+        decision = Decision(refused=True, reason=declined) if declined else decide_refusal(
+            prep.query, text, [c.number for c in citations], prep.sources, s,
+            answer_confidence(usage.logprobs) if usage.logprobs else None, prep.weights)
         refused = decision.refused
         if findings is not None and not decision.reason:
+            same = self._same_language(prep)
             # The model answered (or declined by itself): does it say what the reader found?
-            best = findings.best
-            src = prep.sources[best.number - 1].chunk if best else None
-            same = src is not None and (src.lang or detect_lang(src.text)) == prep.lang
             check = check_answer("" if refused else text, [c.number for c in citations], findings, s.reader_repair,
                                  same)
             if check.flag:
@@ -353,13 +398,14 @@ class Assistant:
             coverage=decision.coverage,
             confidence=decision.confidence,
             model_text=raw,
-            model=self.llm.model,
+            model=self._llm.model if declined and self._llm is not None else "" if declined else self.llm.model,
             query=prep.query,
             flags=flags,
             reader_margin=prep.findings.margin if prep.findings and math.isfinite(prep.findings.margin) else None,
             reader_span=prep.findings.best.text if prep.findings and prep.findings.best else "",
             reader_s=prep.findings.read_s if prep.findings else None,
             one_fact=prep.one_fact,
+            time_window=prep.time_window,
         )
 
     def ask(self, question: str, history: Sequence[Message] | None = None, **options: Any) -> Answer:

@@ -33,6 +33,16 @@ def _print_articles(articles: Any, cited: set[int]) -> None:
             print(f"       {also}")
 
 
+def _iso_date(value: str) -> str:
+    from datetime import date
+
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a date like 2023-12-06. Currently, it is {value!r}.") from None
+    return value
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from rag.assistant import Assistant, Prepared
     from rag.types import Answer, Filters, source_articles
@@ -43,7 +53,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     filters = Filters(sources=args.source or [], doc_ids=args.doc or [], since=args.since or "",
                       until=args.until or "")
     streamed: list[str] = []
-    with Assistant(settings) as kabar:
+    with Assistant(settings, as_of=args.as_of) as kabar:
         answer: Answer | None = None
         for item in kabar.stream(args.question, filters=filters):
             if isinstance(item, Answer):
@@ -54,6 +64,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
                 # The sources first: they are known in a fraction of a second, the answer takes longer.
                 articles = item.articles
                 print(f"Reading {len(articles)} article(s):" if articles else "No passage matched the question.")
+                if item.time_window:
+                    print(f"  (favouring {item.time_window})")
                 _print_articles(articles, set())
                 print(flush=True)
             else:
@@ -164,6 +176,8 @@ def register(sub: Any) -> None:
     p.add_argument("--source", action="append", help="only articles from this source (repeatable)")
     p.add_argument("--doc", action="append", help="only this document id (repeatable)")
     p.add_argument("--since", help="only articles published on or after YYYY-MM-DD")
+    p.add_argument("--as-of", type=_iso_date, default=None,
+                   help="read 'last week', 'kemarin', 'this year' as if asked on YYYY-MM-DD (default: today)")
     p.add_argument("--until", help="only articles published on or before YYYY-MM-DD")
     p.set_defaults(func=cmd_ask)
 

@@ -218,6 +218,9 @@ class Retrieval:
     outlets: list[list[str]] = field(default_factory=list)
     doc_counts: dict[str, int] = field(default_factory=dict)
     total: int = 0
+    #: What retrieval favoured for the dates the question asks about ("articles from 2023-12-01
+    #: to 2023-12-31"; "": it names none), see :mod:`rag.search.when`.
+    time_window: str = ""
 
 
 @dataclass
@@ -340,6 +343,9 @@ class Answer:
     reader_s: float | None = None  # seconds the reader took
     #: True when the question asked for one fact (the short budget): the reader's gate and check applied.
     one_fact: bool = False
+    #: The articles' dates retrieval favoured for the time the question names ("articles from
+    #: 2023-12-01 to 2023-12-31"); "" when it names none (:mod:`rag.search.when`).
+    time_window: str = ""
 
     @property
     def articles(self) -> "list[SourceArticle]":
@@ -352,13 +358,16 @@ class Answer:
 
 
 def published_day(published: str) -> int | None:
-    """``YYYYMMDD`` as an int from a date string that starts ``YYYY-MM-DD`` (None otherwise).
+    """``YYYYMMDD`` as an int from a date string that starts ``YYYY-MM-DD`` (None otherwise);
+    a month alone, ``YYYY-MM`` (a dateline "Hangzhou, Desember 2023"), counts as its first day.
 
     Chroma compares only numbers with ``$gte``/``$lte``, so date filters use this form.
     """
     digits = published[:10].replace("-", "")
     if len(digits) == 8 and digits.isdigit() and published[4:5] == "-" and published[7:8] == "-":
         return int(digits)
+    if len(published) == 7 and published[4] == "-" and published[:4].isdigit() and published[5:].isdigit():
+        return int(published[:4] + published[5:] + "01")
     return None
 
 

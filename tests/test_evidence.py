@@ -16,6 +16,7 @@ from rag.answer.evidence import (
     Findings,
     check_answer,
     evidence_excerpts,
+    find_evidence,
     sentence_bounds,
     split_sentences,
 )
@@ -113,3 +114,79 @@ def test_the_sources_panel_quotes_and_marks_the_supporting_sentence():
     data = answer_json(answer)["citations"][0]
     assert data["supporting_sentence"] == "Jin Li memimpin unit hybrid cloud."
     assert data["span"] == (s, s + 6) or data["span"] == [s, s + 6]
+
+
+# -- the shipped weights, on the Alibaba article ---------------------------------------------
+
+PARAGRAPHS = [p for p in ARTICLE.split("\n\n") if len(p) > 100]
+LEADERS = next(p for p in PARAGRAPHS if "Jin Li" in p)
+
+
+def test_the_reader_finds_the_span_that_answers(reader):
+    reading = reader.read("Siapa yang memimpin unit hybrid cloud?", [LEADERS])[0]
+    assert reading.spans[0].text == "Jin Li"
+    assert reading.margin > 2.0
+
+
+def test_the_reader_scores_an_unanswerable_question_as_such(reader):
+    # The paragraph names the leaders, not what any of them earns.
+    reading = reader.read("Berapa gaji Jin Li per tahun?", [LEADERS])[0]
+    assert reading.margin < 0.0
+
+
+def test_the_reader_answers_an_english_question_from_an_indonesian_passage(reader):
+    reading = reader.read("Who leads hybrid cloud?", [LEADERS])[0]
+    assert reading.spans[0].text == "Jin Li"
+    assert reading.margin > 0.0
+
+
+def test_find_evidence_reads_each_paragraph_and_keeps_offsets_in_the_source(reader):
+    text = "\n\n".join(PARAGRAPHS[:3])
+    found = find_evidence(reader, "Siapa yang memimpin unit hybrid cloud?", [_hit(text, 1)])
+    best = found.best
+    assert best is not None and best.text == "Jin Li"
+    assert text[best.start : best.end] == "Jin Li"
+    assert "memimpin unit hybrid cloud" in text[best.sentence_start : best.sentence_end]
+
+
+def test_a_wrong_answer_is_repaired_to_the_readers_span(settings, e5):
+    """The LLM (scripted at the network boundary) names the CEO the leader reports to; the
+    reader is sure of Jin Li, so the answer streamed and returned is the repaired one."""
+    from ingest import ingest
+    from rag import Assistant
+    from rag.models import OpenAIChat
+    from tests.flaky_server import FlakyServer, Step, chunk_event
+
+    wrong = [chunk_event("Unit hybrid cloud dipimpin Eddie Wu [1]."), chunk_event(finish="stop")]
+    with FlakyServer([Step(events=wrong)]) as server:
+        kabar = Assistant(settings.with_(reader=True, reader_repair=3.0), embedder=e5,
+                          llm=OpenAIChat("m", server.base_url, retries=0))
+        ingest([ALIBABA], kabar)
+        events = list(kabar.stream("Siapa yang memimpin unit hybrid cloud?"))
+    answer = events[-1]
+    shown = "".join(e for e in events if isinstance(e, str))
+    assert "Jin Li" in answer.text and "Eddie Wu" not in answer.text
+    assert "Eddie Wu" not in shown and "Jin Li" in shown
+    assert any(f.startswith("repaired to the reader's answer 'Jin Li'") for f in answer.flags)
+    assert answer.citations and answer.citations[0].title == kabar.documents()[0].title
+    assert "Jin Li" in answer.citations[0].supporting_sentence
+
+
+def test_the_reader_declines_before_the_model_is_asked(settings, e5):
+    """An Indonesian question the Indonesian article does not answer: below the reader's
+    margin Kabar declines without a request to the LLM (the scripted server would answer)."""
+    from ingest import ingest
+    from rag import Assistant
+    from rag.models import OpenAIChat
+    from tests.flaky_server import FlakyServer, Step, chunk_event
+
+    invented = [chunk_event("Gaji Jin Li Rp10 miliar [1]."), chunk_event(finish="stop")]
+    with FlakyServer([Step(events=invented)]) as server:
+        kabar = Assistant(settings.with_(reader=True, reader_margin=0.0), embedder=e5,
+                          llm=OpenAIChat("m", server.base_url, retries=0))
+        ingest([ALIBABA], kabar)
+        answer = kabar.ask("Berapa gaji tahunan Jin Li?")
+        asked = len(server.requests)
+    assert answer.refused and "Rp10" not in answer.text and not answer.citations
+    assert any("Kabar's reader found no answer" in f for f in answer.flags)
+    assert asked == 0

@@ -111,6 +111,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "question": answer.question, "text": answer.text, "refused": answer.refused,
         "citations": [{**asdict(c), "supporting_sentence": c.supporting_sentence} for c in answer.citations],
         "query": answer.query, "flags": list(answer.flags), "reader_margin": answer.reader_margin,
+        "time_window": answer.time_window,
         "grounding": answer.grounding, "coverage": answer.coverage, "confidence": answer.confidence,
         "model": answer.model,
         # Token counts; the per-token log-probabilities behind ``confidence`` stay out.

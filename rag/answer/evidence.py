@@ -68,19 +68,37 @@ def sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     return (held[0][0], max(held[-1][1], end)) if held else (start, end)
 
 
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+
+
+def paragraphs(text: str) -> list[tuple[int, str]]:
+    """``text``'s paragraphs (split at blank lines) as (offset in ``text``, paragraph)."""
+    out, left = [], 0
+    for m in [*_PARAGRAPH_BREAK.finditer(text), None]:
+        right = m.start() if m else len(text)
+        piece = text[left:right]
+        if piece.strip():
+            lead = len(piece) - len(piece.lstrip())
+            out.append((left + lead, piece.strip()))
+        left = m.end() if m else right
+    return out
+
+
 def find_evidence(reader: Reader, question: str, sources: Sequence[Hit], max_tokens: int = READ_TOKENS,
                   per_source: int = 2) -> Findings:
     """The reader's spans over ``sources`` (their chunk texts), at most ``max_tokens`` read."""
     started = time.perf_counter()
     if not sources:
         return Findings()
-    texts = [h.chunk.text for h in sources]
-    readings = reader.read(question, texts, k=per_source, max_tokens=max_tokens)
+    # The reader learned on single paragraphs: each source is read paragraph by paragraph.
+    pieces = [(n, at, piece) for n, h in enumerate(sources, start=1) for at, piece in paragraphs(h.chunk.text)]
+    readings = reader.read(question, [p for _, _, p in pieces], k=per_source, max_tokens=max_tokens)
     found: list[Evidence] = []
-    for n, (text, reading) in enumerate(zip(texts, readings), start=1):
+    for (n, at, _), reading in zip(pieces, readings):
+        text = sources[n - 1].chunk.text
         for span in reading.spans:
-            s, e = sentence_bounds(text, span.start, span.end)
-            found.append(Evidence(n, span.start, span.end, span.text, s, e, span.score - reading.null))
+            s, e = sentence_bounds(text, at + span.start, at + span.end)
+            found.append(Evidence(n, at + span.start, at + span.end, span.text, s, e, span.score - reading.null))
     found.sort(key=lambda ev: -ev.margin)
     margin = max((r.margin for r in readings), default=-math.inf)
     return Findings(found, margin, time.perf_counter() - started)

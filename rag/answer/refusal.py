@@ -180,19 +180,16 @@ class Decision:
     grounding: float = 0.0
     coverage: float = 0.0
     confidence: float | None = None  # the model's per-token probability of its answer; None: not asked
-    reader: float | None = None  # the reader's margin over the sources; None: not read
 
 
 def decide(question: str, answer: str, cited: Sequence[int], sources: Sequence[Hit], settings: Settings,
-           confidence: float | None = None, weights: Mapping[str, float] | None = None,
-           reader_margin: float | None = None) -> Decision:
+           confidence: float | None = None, weights: Mapping[str, float] | None = None) -> Decision:
     """Whether Kabar declines ``answer`` (its citations already checked, ``cited`` its source numbers).
 
     The word gates judge the articles the answer rests on (:func:`judged_sources`).
     ``confidence`` (:func:`answer_confidence`, None: not asked) declines below
     ``settings.min_confidence``; ``weights`` (:func:`term_weights`) weigh the question's terms
-    in the coverage gate. ``reader_margin`` (:class:`rag.answer.evidence.Findings`' margin, None:
-    not read) declines below ``settings.reader_margin``: Kabar's reader found no answer in the sources.
+    in the coverage gate. (Kabar's reader judges before the model writes: :mod:`rag.assistant`.)
     """
     if is_refusal(answer):
         return Decision(refused=True)
@@ -207,8 +204,5 @@ def decide(question: str, answer: str, cited: Sequence[int], sources: Sequence[H
               f"only {covered:.0%} of the question's terms are in the sources"
               if covered < settings.min_coverage else
               f"the model wrote its answer with {confidence:.0%} confidence a token"
-              if confidence is not None and confidence < settings.min_confidence else
-              f"Kabar's reader found no answer in the sources (margin {reader_margin:.1f})"
-              if reader_margin is not None and reader_margin < settings.reader_margin else "")
-    return Decision(refused=bool(reason), reason=reason, grounding=grounded, coverage=covered, confidence=confidence,
-                    reader=reader_margin)
+              if confidence is not None and confidence < settings.min_confidence else "")
+    return Decision(refused=bool(reason), reason=reason, grounding=grounded, coverage=covered, confidence=confidence)

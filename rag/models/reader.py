@@ -154,6 +154,15 @@ class ReaderModel:
         return np.split(out, bounds)
 
 
+def _whole_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """``start``-``end`` widened to whole words: a span starting inside "Jiangwei" starts at its "J"."""
+    while start > 0 and text[start - 1].isalnum() and text[start].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
+        end += 1
+    return start, end
+
+
 def _best_spans(logit: np.ndarray, w: Window, passage: str, k: int) -> list[Span]:
     n = len(w.spans)
     if n == 0:
@@ -169,7 +178,7 @@ def _best_spans(logit: np.ndarray, w: Window, passage: str, k: int) -> list[Span
         a, b = divmod(int(f), n)
         if not np.isfinite(scores[a, b]):
             break
-        start, end = w.spans[a][0], w.spans[b][1]
+        start, end = _whole_words(passage, w.spans[a][0], w.spans[b][1])
         out.append(Span(start, end, passage[start:end], float(scores[a, b])))
     return out
 

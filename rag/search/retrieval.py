@@ -28,18 +28,22 @@ from __future__ import annotations
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any, Sequence
 
 from rag.lang import detect_lang
 from rag.models import Embedder
 from rag.search.fusion import Signal, fuse, lexical_weight
+from rag.search.when import TimeQuery
 from rag.store import ChromaStore
 from rag.store.lexical import analyze
 from rag.text import question_terms
-from rag.types import Hit, Retrieval
+from rag.types import Hit, Retrieval, published_day
 
-# Candidates taken from each publication a question names.
+# Candidates taken from each publication a question names (and each period it asks about).
 PER_PUBLICATION = 10
+#: How much "latest / terbaru" lifts newer candidates (a signal's weight; dense counts 1).
+RECENCY_WEIGHT = 0.5
 
 #: Threads for the BM25 search that runs beside the dense one (one a question in flight).
 _LEXICAL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kabar-bm25")
@@ -93,9 +97,39 @@ def mentioned_publications(query: str, publications: dict[str, list[str]]) -> li
     return found
 
 
-def _restrict(where: dict[str, Any] | None, sources: list[str]) -> dict[str, Any]:
-    only = {"source": {"$in": sources}}
+def _restrict(where: dict[str, Any] | None, only: dict[str, Any]) -> dict[str, Any]:
     return {"$and": [where, only]} if where else only
+
+
+@dataclass(frozen=True)
+class Period:
+    """Publication days a question asks about (:mod:`rag.search.when`): from ``first`` to ``last``."""
+
+    first: int  # YYYYMMDD, as chunks' ``published_day``
+    last: int
+
+    def holds(self, hit: Hit) -> bool:
+        day = published_day(hit.chunk.published)
+        return day is not None and self.first <= day <= self.last
+
+    def where(self) -> dict[str, Any]:
+        return {"$and": [{"published_day": {"$gte": self.first}}, {"published_day": {"$lte": self.last}}]}
+
+
+def _day(d: date) -> int:
+    return int(d.strftime("%Y%m%d"))
+
+
+def periods(when: TimeQuery | None) -> list[Period]:
+    """What retrieval weighs for ``when``: its period, and each day it names (a day either
+    side: a page's date and a report's date may sit in different time zones)."""
+    if not when:
+        return []
+    out = []
+    if when.since or when.until:
+        out.append(Period(_day(when.since or date.min), _day(when.until or date.max)))
+    out += [Period(_day(d - timedelta(1)), _day(d + timedelta(1))) for d in when.days]
+    return out
 
 
 @dataclass
@@ -112,18 +146,22 @@ class Candidates:
     # terms (rag.text.question_terms), and chunks in all: read once, for fusion and the refusal gate.
     doc_counts: dict[str, int] = field(default_factory=dict)
     total: int = 0
+    # Per period the question asks about (rag.search.when): as per outlet.
+    periods: list[tuple[Period, list[Hit], list[Hit]]] = field(default_factory=list)
+    latest: bool = False  # the question asks for the newest articles
 
 
 def gather(store: ChromaStore, embedder: Embedder, query: str, n: int, where: dict[str, Any] | None = None,
-           lang: str = "", topic: str = "") -> Candidates:
+           lang: str = "", topic: str = "", when: TimeQuery | None = None) -> Candidates:
     """Every search :func:`hybrid_search` fuses, ``n`` candidates each (see the module doc)."""
     lang = lang or detect_lang(query)
     outlets = mentioned_publications(query, store.publications())
+    dated = periods(when)
 
     def lexical() -> tuple[list[Hit], dict[str, int], int]:
         # One BM25 search serves every signal: an outlet's lexical candidates are its chunks
         # among the first 4 * PER_PUBLICATION overall, as a filtered search would find them.
-        found = store.lexical_query(query, max(n, 4 * PER_PUBLICATION) if outlets else n, where, lang)
+        found = store.lexical_query(query, max(n, 4 * PER_PUBLICATION) if outlets or dated else n, where, lang)
         counts, total = store.lexical_doc_counts(query + "\n" + " ".join(question_terms(query)), lang)
         return found, counts, total
 
@@ -133,22 +171,25 @@ def gather(store: ChromaStore, embedder: Embedder, query: str, n: int, where: di
     vector = embedder.embed_query(query)
     dense = store.query(vector, n, where)
     lexical_all, counts, total = searching.result()
-    per_outlet = [(sources, store.query(vector, PER_PUBLICATION, _restrict(where, sources)),
+    per_outlet = [(sources, store.query(vector, PER_PUBLICATION, _restrict(where, {"source": {"$in": sources}})),
                    [h for h in lexical_all if h.chunk.source in sources][:PER_PUBLICATION]) for sources in outlets]
+    per_period = [(p, store.query(vector, PER_PUBLICATION, _restrict(where, p.where())),
+                   [h for h in lexical_all if p.holds(h)][:PER_PUBLICATION]) for p in dated]
     topic_only = topic_names(topic) - query_names(query) if topic else set()
     # BM25 counts only when it found something; its weight is over the query's own terms.
     own = {t: counts[t] for t in sorted(set(analyze(query, lang))) if t in counts} if lexical_all else {}
     return Candidates(dense, lexical_all[:n], lexical_weight(own, total if lexical_all else 0), per_outlet,
-                      topic_only, counts, total)
+                      topic_only, counts, total, per_period, bool(when and when.latest))
 
 
 def rank(candidates: Candidates, k: int) -> list[Hit]:
     """The ``k`` best candidates by the fused score of their signals (see the module doc)."""
     c = candidates
     by_id: dict[str, Hit] = {}
-    for h in c.dense + [h for _, dense, _ in c.outlets for h in dense]:
+    facets = [*c.outlets, *c.periods]
+    for h in c.dense + [h for _, dense, _ in facets for h in dense]:
         by_id.setdefault(h.chunk.id, Hit(h.chunk, 0.0)).dense_score = h.score
-    for h in c.lexical + [h for _, _, lexical in c.outlets for h in lexical]:
+    for h in c.lexical + [h for _, _, lexical in facets for h in lexical]:
         by_id.setdefault(h.chunk.id, Hit(h.chunk, 0.0)).lexical_score = h.score
     signals = [Signal("dense", {h.chunk.id: h.score for h in c.dense}),
                Signal("lexical", {h.chunk.id: h.score for h in c.lexical}, c.lexical_weight)]
@@ -157,6 +198,13 @@ def rank(candidates: Candidates, k: int) -> list[Hit]:
         # Whether a candidate comes from a publication the question names: that outlet's chunks rise
         # together, in the order the other signals give them.
         signals.append(Signal("outlet", {h.chunk.id: float(h.chunk.source in sources) for h in pool}))
+    for period, _, _ in c.periods:
+        # Whether a candidate was published in a period the question asks about: as an outlet.
+        signals.append(Signal("period", {h.chunk.id: float(period.holds(h)) for h in pool}))
+    if c.latest:
+        # "latest / terbaru": newer candidates rise, by half as much as the other signals count.
+        days = {h.chunk.id: float(d) for h in pool if (d := _ordinal(h)) is not None}
+        signals.append(Signal("recency", days, RECENCY_WEIGHT))
     if c.topic:
         signals.append(Signal("topic", topic_counts(pool, c.topic)))
     # Candidates only a publication's own search found are scored too (each signal's lowest).
@@ -169,28 +217,45 @@ def rank(candidates: Candidates, k: int) -> list[Hit]:
         best = next((h for h in ranked if h.chunk.source in sources), None)
         if best is not None and best not in head:
             head.append(best)
+    for period, _, _ in c.periods if len(c.periods) > 1 else ():  # reports of several days compared
+        best = next((h for h in ranked if period.holds(h)), None)
+        if best is not None and best not in head:
+            head.append(best)
     ranked = (head + [h for h in ranked if h not in head])[:k]
     for h in ranked:
         h.score = fused[h.chunk.id]
     return ranked
 
 
+def _ordinal(hit: Hit) -> int | None:
+    day = published_day(hit.chunk.published)
+    if day is None:
+        return None
+    try:
+        return date(day // 10000, day // 100 % 100, day % 100).toordinal()
+    except ValueError:
+        return None
+
+
 def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, candidates: int = 30,
-                  where: dict[str, Any] | None = None, lang: str = "", topic: str = "") -> Retrieval:
+                  where: dict[str, Any] | None = None, lang: str = "", topic: str = "",
+                  when: TimeQuery | None = None) -> Retrieval:
     """The ``k`` best chunks for ``query``, dense and lexical candidates fused, with what the
     search learned on the way (:class:`~rag.types.Retrieval`).
 
-    ``topic`` is the text of the conversation so far, for follow-ups (see the module doc).
-    Only chunks of whole documents are returned (:meth:`ChromaStore.whole`).
+    ``topic`` is the text of the conversation so far, for follow-ups; ``when`` the dates the
+    question asks about (:func:`rag.search.when.read_time`; see the module doc). Only chunks
+    of whole documents are returned (:meth:`ChromaStore.whole`).
     """
     store.refresh()  # another process may have written since the last question
     lang = lang or detect_lang(query)
-    found = gather(store, embedder, query, max(k, candidates), where, lang, topic)
+    found = gather(store, embedder, query, max(k, candidates), where, lang, topic, when)
     # Rank every candidate, then keep to whole documents, then take k: a half-written
     # document's chunks must not take the places of whole ones.
     hits = store.whole(rank(found, len(found.dense) + len(found.lexical) + sum(
-        len(d) + len(lx) for _, d, lx in found.outlets)))[:k]
-    return Retrieval(hits, lang, [sources for sources, _, _ in found.outlets], found.doc_counts, found.total)
+        len(d) + len(lx) for _, d, lx in [*found.outlets, *found.periods])))[:k]
+    return Retrieval(hits, lang, [sources for sources, _, _ in found.outlets], found.doc_counts, found.total,
+                     when.describe() if when else "")
 
 
 def dense_search(store: ChromaStore, embedder: Embedder, query: str, k: int,

@@ -30,6 +30,7 @@ import time
 import uuid
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -42,7 +43,7 @@ from rag.store.meta import chunk_from_meta, chunk_meta, complete_versions
 from rag.store.prefilter import filtered_query
 from rag.store.salvage import is_damaged_index, rebuild_from_lexical
 from rag.store.where import where_matches, where_sql
-from rag.types import Chunk, DocumentInfo, Hit
+from rag.types import Chunk, DocumentInfo, Hit, published_day
 
 
 @dataclass
@@ -346,6 +347,20 @@ class ChromaStore:
         found = {name: sorted(values) for name, values in names.items()}
         self._publications = (self._revision, found)
         return found
+
+    def newest_day(self) -> date | None:
+        """The publication date of the newest stored article (None: no article has a date)."""
+        if self.lexical is not None:
+            day = self.lexical.newest_day()
+        else:
+            days = [published_day(str(m.get("published", ""))) for m in self.first_chunk_metadata()]
+            day = max((d for d in days if d), default=None)
+        if day is None:
+            return None
+        try:
+            return date(day // 10000, day // 100 % 100, day % 100)
+        except ValueError:
+            return None
 
     def iter_rows(self, page: int = 2000) -> Iterator[Row]:
         """Every stored chunk as ``(id, text, metadata)`` (no vectors), page by page."""

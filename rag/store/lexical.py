@@ -158,6 +158,12 @@ class LexicalIndex:
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
 
+    def newest_day(self) -> int | None:
+        """The latest ``published_day`` of any chunk (YYYYMMDD), None when no chunk has one."""
+        with self._lock:
+            row = self._db.execute("SELECT max(json_extract(meta, '$.published_day')) FROM chunks").fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
     def chunk_docs(self) -> dict[str, str]:
         """Every indexed chunk id and its document id."""
         with self._lock:
