@@ -224,7 +224,7 @@ class Assistant:
         """The dates ``question`` asks about (:func:`rag.search.when.read_time`), read against
         :attr:`as_of` and this archive's newest article. A question naming no time costs a regex."""
         first = read_time(question, self.as_of)
-        if not first and not first.said:
+        if not first:
             return first
         return read_time(question, self.as_of, self.store.newest_day())
 
@@ -296,8 +296,8 @@ class Assistant:
         if declined:  # the reader found no answer: the model is not asked
             answer = self._finish(prep, "", Usage(), declined)
             yield answer.text
-            answer.timings = Timings(prep.retrieval_s, time.perf_counter() - started, time.perf_counter() - started,
-                                     sources_s)
+            done_s = time.perf_counter() - started
+            answer.timings = Timings(prep.retrieval_s, done_s, done_s, sources_s)
             yield answer
             return
         temp = self.settings.temperature if temperature is None else temperature
@@ -398,7 +398,7 @@ class Assistant:
             coverage=decision.coverage,
             confidence=decision.confidence,
             model_text=raw,
-            model=self._llm.model if declined and self._llm is not None else "" if declined else self.llm.model,
+            model="" if declined and self._llm is None else self.llm.model,  # a decline starts no model
             query=prep.query,
             flags=flags,
             reader_margin=prep.findings.margin if prep.findings and math.isfinite(prep.findings.margin) else None,

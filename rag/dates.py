@@ -121,7 +121,7 @@ def _mention(kind: str, m: re.Match[str], ref: date) -> DateMention | None:
             first, last, span = date(year or ref.year, 1, 1), date(year or ref.year, 12, 31), "year"
     except ValueError:  # 31 February
         return None
-    at = "at" if g.get("at") else 0
+    at = _at(m)
     return DateMention(m.start(at), m.end(), first, last, span, m.group(at))
 
 

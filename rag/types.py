@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Sequence
 
@@ -369,6 +370,20 @@ def published_day(published: str) -> int | None:
     if len(published) == 7 and published[4] == "-" and published[:4].isdigit() and published[5:].isdigit():
         return int(published[:4] + published[5:] + "01")
     return None
+
+
+def day_date(day: int) -> date | None:
+    """A ``published_day`` number (YYYYMMDD) as a date (None when it is not a real day)."""
+    try:
+        return date(day // 10000, day // 100 % 100, day % 100)
+    except ValueError:
+        return None
+
+
+def published_date(published: str) -> date | None:
+    """The day a date string names, as :func:`published_day` reads it (None otherwise)."""
+    day = published_day(published)
+    return day_date(day) if day is not None else None
 
 
 @dataclass

@@ -29,7 +29,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from rag.lang import detect_lang
 from rag.models import Embedder
@@ -38,7 +38,7 @@ from rag.search.when import TimeQuery
 from rag.store import ChromaStore
 from rag.store.lexical import analyze
 from rag.text import question_terms
-from rag.types import Hit, Retrieval, published_day
+from rag.types import Hit, Retrieval, published_date, published_day
 
 # Candidates taken from each publication a question names (and each period it asks about).
 PER_PUBLICATION = 10
@@ -182,28 +182,45 @@ def gather(store: ChromaStore, embedder: Embedder, query: str, n: int, where: di
                       topic_only, counts, total, per_period, bool(when and when.latest))
 
 
+@dataclass(frozen=True)
+class Facet:
+    """One restriction a question names, a publication or a period: which candidates belong to
+    it, its own dense and lexical candidates, and whether its best candidate takes a place at
+    the head of the ranking."""
+
+    signal: str
+    holds: Callable[[Hit], bool]
+    dense: list[Hit]
+    lexical: list[Hit]
+    slot: bool
+
+
+def facets(c: Candidates) -> list[Facet]:
+    """The outlets, then the periods, of ``c`` as facets. Every named outlet has a place at the
+    head; periods only when there are several (reports of several days compared)."""
+    out = [Facet("outlet", lambda h, s=sources: h.chunk.source in s, d, lx, True) for sources, d, lx in c.outlets]
+    return out + [Facet("period", p.holds, d, lx, len(c.periods) > 1) for p, d, lx in c.periods]
+
+
 def rank(candidates: Candidates, k: int) -> list[Hit]:
     """The ``k`` best candidates by the fused score of their signals (see the module doc)."""
     c = candidates
+    named = facets(c)
     by_id: dict[str, Hit] = {}
-    facets = [*c.outlets, *c.periods]
-    for h in c.dense + [h for _, dense, _ in facets for h in dense]:
+    for h in c.dense + [h for f in named for h in f.dense]:
         by_id.setdefault(h.chunk.id, Hit(h.chunk, 0.0)).dense_score = h.score
-    for h in c.lexical + [h for _, _, lexical in facets for h in lexical]:
+    for h in c.lexical + [h for f in named for h in f.lexical]:
         by_id.setdefault(h.chunk.id, Hit(h.chunk, 0.0)).lexical_score = h.score
     signals = [Signal("dense", {h.chunk.id: h.score for h in c.dense}),
                Signal("lexical", {h.chunk.id: h.score for h in c.lexical}, c.lexical_weight)]
     pool = list(by_id.values())
-    for sources, _, _ in c.outlets:
-        # Whether a candidate comes from a publication the question names: that outlet's chunks rise
-        # together, in the order the other signals give them.
-        signals.append(Signal("outlet", {h.chunk.id: float(h.chunk.source in sources) for h in pool}))
-    for period, _, _ in c.periods:
-        # Whether a candidate was published in a period the question asks about: as an outlet.
-        signals.append(Signal("period", {h.chunk.id: float(period.holds(h)) for h in pool}))
+    for f in named:
+        # Whether a candidate comes from a publication the question names (or was published in a
+        # period it asks about): those chunks rise together, in the order the other signals give them.
+        signals.append(Signal(f.signal, {h.chunk.id: float(f.holds(h)) for h in pool}))
     if c.latest:
         # "latest / terbaru": newer candidates rise, by half as much as the other signals count.
-        days = {h.chunk.id: float(d) for h in pool if (d := _ordinal(h)) is not None}
+        days = {h.chunk.id: float(d.toordinal()) for h in pool if (d := published_date(h.chunk.published))}
         signals.append(Signal("recency", days, RECENCY_WEIGHT))
     if c.topic:
         signals.append(Signal("topic", topic_counts(pool, c.topic)))
@@ -213,28 +230,14 @@ def rank(candidates: Candidates, k: int) -> list[Hit]:
     # Two named outlets that fill the pool cancel each other's lift: each also puts its best
     # candidate right after the best of all, so that a question comparing them sees both.
     head = ranked[:1]
-    for sources, _, _ in c.outlets:
-        best = next((h for h in ranked if h.chunk.source in sources), None)
-        if best is not None and best not in head:
-            head.append(best)
-    for period, _, _ in c.periods if len(c.periods) > 1 else ():  # reports of several days compared
-        best = next((h for h in ranked if period.holds(h)), None)
+    for f in named:
+        best = next((h for h in ranked if f.holds(h)), None) if f.slot else None
         if best is not None and best not in head:
             head.append(best)
     ranked = (head + [h for h in ranked if h not in head])[:k]
     for h in ranked:
         h.score = fused[h.chunk.id]
     return ranked
-
-
-def _ordinal(hit: Hit) -> int | None:
-    day = published_day(hit.chunk.published)
-    if day is None:
-        return None
-    try:
-        return date(day // 10000, day // 100 % 100, day % 100).toordinal()
-    except ValueError:
-        return None
 
 
 def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, candidates: int = 30,
@@ -253,7 +256,7 @@ def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, ca
     # Rank every candidate, then keep to whole documents, then take k: a half-written
     # document's chunks must not take the places of whole ones.
     hits = store.whole(rank(found, len(found.dense) + len(found.lexical) + sum(
-        len(d) + len(lx) for _, d, lx in [*found.outlets, *found.periods])))[:k]
+        len(f.dense) + len(f.lexical) for f in facets(found))))[:k]
     return Retrieval(hits, lang, [sources for sources, _, _ in found.outlets], found.doc_counts, found.total,
                      when.describe() if when else "")
 

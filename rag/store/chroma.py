@@ -43,7 +43,7 @@ from rag.store.meta import chunk_from_meta, chunk_meta, complete_versions
 from rag.store.prefilter import filtered_query
 from rag.store.salvage import is_damaged_index, rebuild_from_lexical
 from rag.store.where import where_matches, where_sql
-from rag.types import Chunk, DocumentInfo, Hit, published_day
+from rag.types import Chunk, DocumentInfo, Hit, day_date, published_day
 
 
 @dataclass
@@ -355,12 +355,7 @@ class ChromaStore:
         else:
             days = [published_day(str(m.get("published", ""))) for m in self.first_chunk_metadata()]
             day = max((d for d in days if d), default=None)
-        if day is None:
-            return None
-        try:
-            return date(day // 10000, day // 100 % 100, day % 100)
-        except ValueError:
-            return None
+        return day_date(day) if day is not None else None
 
     def iter_rows(self, page: int = 2000) -> Iterator[Row]:
         """Every stored chunk as ``(id, text, metadata)`` (no vectors), page by page."""
