@@ -46,6 +46,7 @@ from rag.answer.refusal import Decision
 from rag.errors import EmptyCollectionError
 from rag.lang import detect_lang
 from rag.models import Embedder, Message, OpenAIChat, make_embedder
+from rag.models.reader import LANGS as READER_LANGS
 from rag.search import hybrid_search, source_budget
 from rag.search.when import TimeQuery, read_time
 from rag.settings import Settings
@@ -292,9 +293,9 @@ class Assistant:
         prep = self.prepare(question, history, top_k, filters)
         sources_s = time.perf_counter() - started
         yield prep
-        declined = self._reader_declines(prep)
-        if declined:  # the reader found no answer: the model is not asked
-            answer = self._finish(prep, "", Usage(), declined)
+        declined, answered = self._reader_declines(prep), self._reader_answers(prep)
+        if declined or answered:  # the reader settled a one-fact question: the model is not asked
+            answer = self._finish(prep, answered, Usage(), declined, by_reader=True)
             yield answer.text
             done_s = time.perf_counter() - started
             answer.timings = Timings(prep.retrieval_s, done_s, done_s, sources_s)
@@ -341,40 +342,56 @@ class Assistant:
         yield answer
 
     @staticmethod
-    def _same_language(prep: Prepared) -> bool:
-        """Whether the question is asked in the language of the source the reader read best."""
+    def _reader_judges(prep: Prepared) -> bool:
+        """Whether Kabar's reader may settle this question: one fact, asked in a language the
+        reader learned, over a source in that language (the one it read best)."""
         best = prep.findings.best if prep.findings else None
         src = prep.sources[best.number - 1].chunk if best else None
-        return src is not None and (src.lang or detect_lang(src.text)) == prep.lang
+        return (prep.one_fact and prep.lang in READER_LANGS and src is not None
+                and (src.lang or detect_lang(src.text)) == prep.lang)
 
     def _reader_declines(self, prep: Prepared) -> str:
         """Why Kabar's reader declines a one-fact question before the model reads it ("": it does not).
 
-        Below ``settings.reader_margin`` the reader found no answer in the sources. It learned on
-        Indonesian questions over Indonesian paragraphs and its no-answer score separates nothing
-        across languages (docs/READER.md), so it judges only a question asked in the language of
-        the passage it read best.
+        Below ``settings.reader_margin`` the reader found no answer in the sources. Its no-answer
+        score separates nothing across languages (docs/READER.md), so it judges only a question
+        it may settle (:meth:`_reader_judges`).
         """
         f = prep.findings
-        if not prep.one_fact or f is None or not self._same_language(prep) or f.margin >= self.settings.reader_margin:
+        if f is None or f.margin >= self.settings.reader_margin or not self._reader_judges(prep):
             return ""
         return f"Kabar's reader found no answer in the sources (margin {f.margin:.1f})"
 
-    def _finish(self, prep: Prepared, raw: str, usage: Usage, declined: str = "") -> Answer:
-        """The model's whole reply checked: citations, the refusal gates, the reader's check
-        (``declined``: the reader's reason to decline, the model not asked)."""
+    def _reader_answers(self, prep: Prepared) -> str:
+        """The reader's span as the answer, with its citation, when the reader is sure of it
+        (margin at least ``settings.reader_answer``) for a question it may settle; else ""."""
+        best = prep.findings.best if prep.findings else None
+        if best is None or best.margin < self.settings.reader_answer or not self._reader_judges(prep):
+            return ""
+        return f"{best.text.strip()} [{best.number}]"
+
+    def _finish(self, prep: Prepared, raw: str, usage: Usage, declined: str = "", by_reader: bool = False) -> Answer:
+        """The model's whole reply checked: citations, the refusal gates, the reader's check.
+
+        ``by_reader``: the model was not asked; ``raw`` is the reader's answer, or ``declined``
+        the reader's reason to decline.
+        """
         s = self.settings
         text, citations, flags = verify_citations(raw, prep.sources)
         findings = prep.findings if prep.one_fact else None
-        decision = Decision(refused=True, reason=declined) if declined else decide_refusal(
-            prep.query, text, [c.number for c in citations], prep.sources, s,
-            answer_confidence(usage.logprobs) if usage.logprobs else None, prep.weights)
+        if by_reader:
+            decision = Decision(refused=bool(declined), reason=declined)
+            if not declined:
+                flags.append(f"answered by Kabar's reader (margin {prep.findings.margin:.1f}); the model was not asked"
+                             if prep.findings else "answered by Kabar's reader")
+        else:
+            decision = decide_refusal(prep.query, text, [c.number for c in citations], prep.sources, s,
+                                      answer_confidence(usage.logprobs) if usage.logprobs else None, prep.weights)
         refused = decision.refused
-        if findings is not None and not decision.reason:
-            same = self._same_language(prep)
+        if findings is not None and not decision.reason and not by_reader:
             # The model answered (or declined by itself): does it say what the reader found?
             check = check_answer("" if refused else text, [c.number for c in citations], findings, s.reader_repair,
-                                 same)
+                                 self._reader_judges(prep))
             if check.flag:
                 flags.append(check.flag)
             if check.text != ("" if refused else text):
@@ -383,7 +400,7 @@ class Assistant:
         if decision.reason:
             flags.append(f"declined: {decision.reason} (the model said: {text!r})")
             text, citations = refusal_text(prep.lang), []
-        elif not refused:
+        elif not refused and not by_reader:
             text = brief(text, prep.query)
         return Answer(
             question=prep.question,
@@ -398,7 +415,7 @@ class Assistant:
             coverage=decision.coverage,
             confidence=decision.confidence,
             model_text=raw,
-            model="" if declined and self._llm is None else self.llm.model,  # a decline starts no model
+            model="" if by_reader and self._llm is None else self.llm.model,  # the reader starts no model
             query=prep.query,
             flags=flags,
             reader_margin=prep.findings.margin if prep.findings and math.isfinite(prep.findings.margin) else None,

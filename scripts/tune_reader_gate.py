@@ -13,7 +13,6 @@ maximises the mean refusal F1 of the tuning halves of the sets given.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -21,17 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eval.dataset import HALVES, half_of  # noqa: E402
 from eval.metrics import refusal_scores  # noqa: E402
+from scripts import replay_reader  # noqa: E402
 
 
 def load(folder: Path) -> list[dict]:
-    rows = []
-    for line in (folder / "questions.jsonl").read_text(encoding="utf-8").splitlines():
-        d = json.loads(line)
-        r = d.get("reader") or {}
-        margin = r.get("margin")
-        rows.append({"half": half_of(d["id"]), "answerable": d["answerable"], "one_fact": bool(r.get("one_fact")),
-                     "margin": float("-inf") if margin is None else float(margin)})
-    return rows
+    """replay_reader's rows, each with its half."""
+    return [{**row, "half": half_of(row["id"])} for row in replay_reader.load(folder)]
 
 
 def f1_at(rows: list[dict], t: float) -> dict:

@@ -159,7 +159,7 @@ def test_a_wrong_answer_is_repaired_to_the_readers_span(settings, e5):
 
     wrong = [chunk_event("Unit hybrid cloud dipimpin Eddie Wu [1]."), chunk_event(finish="stop")]
     with FlakyServer([Step(events=wrong)]) as server:
-        kabar = Assistant(settings.with_(reader=True, reader_repair=3.0), embedder=e5,
+        kabar = Assistant(settings.with_(reader=True, reader_repair=3.0, reader_answer=float("inf")), embedder=e5,
                           llm=OpenAIChat("m", server.base_url, retries=0))
         ingest([ALIBABA], kabar)
         events = list(kabar.stream("Siapa yang memimpin unit hybrid cloud?"))
@@ -190,3 +190,48 @@ def test_the_reader_declines_before_the_model_is_asked(settings, e5):
     assert answer.refused and "Rp10" not in answer.text and not answer.citations
     assert any("Kabar's reader found no answer" in f for f in answer.flags)
     assert asked == 0
+
+
+def test_a_sure_reader_answers_an_indonesian_fact_without_the_model(settings, e5):
+    """Above ``reader_answer`` the reader's span is the answer, cited, with its supporting
+    sentence: no request reaches the LLM (the scripted server would name Eddie Wu)."""
+    from ingest import ingest
+    from rag import Assistant
+    from rag.models import OpenAIChat
+    from tests.flaky_server import FlakyServer, Step, chunk_event
+
+    wrong = [chunk_event("Unit hybrid cloud dipimpin Eddie Wu [1]."), chunk_event(finish="stop")]
+    with FlakyServer([Step(events=wrong)]) as server:
+        kabar = Assistant(settings.with_(reader=True, reader_margin=0.0, reader_answer=4.0), embedder=e5,
+                          llm=OpenAIChat("m", server.base_url, retries=0))
+        ingest([ALIBABA], kabar)
+        events = list(kabar.stream("Siapa yang memimpin unit hybrid cloud?"))
+        asked = len(server.requests)
+    answer = events[-1]
+    assert asked == 0
+    assert answer.text == "Jin Li [1]" and not answer.refused
+    assert [e for e in events if isinstance(e, str)] == ["Jin Li [1]"]
+    assert any(f.startswith("answered by Kabar's reader") for f in answer.flags)
+    assert answer.citations[0].title == kabar.documents()[0].title
+    assert "memimpin unit hybrid cloud" in answer.citations[0].supporting_sentence
+    assert answer.reader_margin is not None and answer.reader_margin >= 4.0
+
+
+def test_the_reader_does_not_settle_an_english_question(settings, e5):
+    """The reader learned Indonesian only: an English question over the Indonesian article goes
+    to the model however sure the reader is, and the model's answer is what is given."""
+    from ingest import ingest
+    from rag import Assistant
+    from rag.models import OpenAIChat
+    from tests.flaky_server import FlakyServer, Step, chunk_event
+
+    reply = [chunk_event("Jin Li leads the hybrid cloud unit [1]."), chunk_event(finish="stop")]
+    with FlakyServer([Step(events=reply)]) as server:
+        kabar = Assistant(settings.with_(reader=True, reader_margin=0.0, reader_answer=-100.0), embedder=e5,
+                          llm=OpenAIChat("m", server.base_url, retries=0))
+        ingest([ALIBABA], kabar)
+        answer = kabar.ask("Who leads the hybrid cloud unit?")
+        asked = len(server.requests)
+    assert asked == 1
+    assert answer.text.startswith("Jin Li leads the hybrid cloud unit")
+    assert not any("Kabar's reader" in f for f in answer.flags)

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from ingest import ingest
-from rag.assistant import Assistant
+from rag.assistant import Assistant, Prepared
 from rag.errors import LLMServerStoppedError, LLMUnavailableError
 from rag.models.local_llm import stopped_message
 from rag.settings import Settings
@@ -190,6 +190,24 @@ def test_server_dies_with_its_owner_even_on_sigkill(ingested: Settings) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def crash_while_answering(llm: Any, pid: int) -> threading.Thread:
+    """SIGSEGV the server once it is answering (its request in flight), from a thread of its own.
+
+    Kabar shows checked text only (a one-sentence answer arrives whole), so "mid-answer" is
+    while the model reads or writes, not after a first streamed word.
+    """
+    def crash() -> None:
+        deadline = time.monotonic() + 120
+        while not llm.active and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        os.kill(pid, signal.SIGSEGV)
+
+    thread = threading.Thread(target=crash, name="crash-the-server", daemon=True)
+    thread.start()
+    return thread
+
+
 @llm
 def test_crash_mid_answer_is_reported_and_the_next_question_gets_a_fresh_server(ingested: Settings,
                                                                                  e5: Any) -> None:
@@ -199,8 +217,8 @@ def test_crash_mid_answer_is_reported_and_the_next_question_gets_a_fresh_server(
         stream = kabar.stream("who leads hybrid cloud?")
         with pytest.raises(LLMServerStoppedError) as info:
             for item in stream:
-                if isinstance(item, str):  # the answer has begun: crash the server as AMX did
-                    os.kill(first_pid, signal.SIGSEGV)
+                if isinstance(item, Prepared):  # the model is about to read: crash it as AMX did
+                    crash_while_answering(kabar.llm, first_pid)
         message = str(info.value)
         assert "the local LLM server stopped (signal 11, segmentation fault)" in message
         assert str(ingested.data_dir / "logs" / "llama-server.log") in message
@@ -219,10 +237,11 @@ def test_chat_page_shows_the_crash_and_stays_usable(ingested: Settings, e5: Any)
         handlers = Handlers(kabar)
         chat: list[dict[str, Any]] = [{"role": "user", "content": "who leads hybrid cloud?"}]
         server = kabar.llm.server  # type: ignore[attr-defined]
+        crashing = None
         for shown, _ in handlers.answer(chat):
             chat = shown
-            if chat[-1]["role"] == "assistant" and chat[-1]["content"] and server.running():
-                os.kill(server.pid, signal.SIGSEGV)
+            if crashing is None:  # the question is on its way: crash the server while it answers
+                crashing = crash_while_answering(kabar.llm, server.pid)
         assert "the local LLM server stopped (signal 11, segmentation fault)" in chat[-1]["content"], chat
         assert "cannot reach" not in chat[-1]["content"]
 
@@ -267,8 +286,8 @@ def test_http_api_reports_the_crash_and_the_next_question_is_answered(ingested: 
                 if line.startswith("event: "):
                     kind = line[len("event: "):]
                     kinds.append(kind)
-                    if kind == "delta" and server.running():  # the answer has begun
-                        os.kill(first_pid, signal.SIGSEGV)
+                    if kind == "sources":  # the model is about to read: crash it while it answers
+                        crash_while_answering(kabar.llm, first_pid)
                 elif line.startswith("data: ") and kind == "error":
                     error = json.loads(line[len("data: "):])["error"]
         assert kinds[0] == "sources" and kinds[-1] == "error", kinds

@@ -39,6 +39,8 @@ WEIGHTS = WEIGHTS_DIR / "reader.npz"
 MAX_LEN = 256
 MAX_QUERY = 64
 MAX_ANSWER = 30  # tokens
+#: The languages the reader learned (questions and passages): it judges no other (docs/READER.md).
+LANGS = ("id",)
 
 
 class ReaderWeightsError(KabarError):
