@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Union
 from ingest.clean import clean_text
 from ingest.fetch import Fetcher, is_url
 from ingest.html import MIN_TEXT, html_document
+from ingest.published import stated
 from rag.errors import InputError
 from rag.lang import detect_lang
 from rag.types import Document, content_hash
@@ -85,6 +86,12 @@ def looks_like_feed(data: bytes) -> bool:
 
 
 def _date(entry: Any) -> str:
+    """The entry's date as the feed states it, in its own zone (feedparser's parsed dates are
+    moved to UTC, a day off for an evening story in UTC-5)."""
+    for key in ("published", "updated"):
+        value = stated(dict.get(entry, key) or "")
+        if value:
+            return value
     parsed = dict.get(entry, "published_parsed") or dict.get(entry, "updated_parsed")
     return time.strftime("%Y-%m-%d", parsed) if parsed else ""
 

@@ -5,7 +5,8 @@ declares (``<meta charset>``), then strict UTF-8, then detection (charset_normal
 declared charset that does not decode the bytes is ignored rather than trusted.
 
 Main text and metadata come from trafilatura (comments excluded; dates by htmldate, which
-trafilatura calls with ``original_date``). What trafilatura keeps is then trimmed of the
+trafilatura calls with ``original_date``, kept as the page states them by
+:func:`ingest.published.page_published`). What trafilatura keeps is then trimmed of the
 boilerplate it lets through on news pages, each rule measured on the html-news pages
 (docs/INGEST.md): related-article pointers ("Read more:", "Baca juga:"), photo captions
 and credits, newsletter and letters-to-the-editor boxes, and a "More on X:" heading whose
@@ -25,6 +26,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from ingest.clean import clean_text
+from ingest.published import page_published
 from rag.errors import InputError
 from rag.lang import detect_lang
 from rag.types import Document
@@ -230,6 +232,6 @@ def html_document(data: bytes, where: str, doc_id: str, *, url: str = "", charse
         source=outlet or where,
         lang=page_lang(data, text),
         url=page_url,
-        published=published or (extracted.date or "")[:10],
+        published=published or page_published(html, extracted.date or ""),
         author=clean_text(author or extracted.author or ""),
     )

@@ -19,6 +19,7 @@ import logging
 from pathlib import Path
 
 from ingest.clean import clean_text
+from ingest.published import stated
 from rag.errors import InputError
 from rag.lang import detect_lang
 from rag.types import Document, content_hash
@@ -28,8 +29,9 @@ logging.getLogger("pypdf").setLevel(logging.ERROR)
 
 
 def _date(value: object) -> str:
+    """A PDF's creation date as it states it (time and offset kept), "" when it has none."""
     try:
-        return value.strftime("%Y-%m-%d") if value is not None else ""  # type: ignore[attr-defined]
+        return stated(value) if value is not None else ""
     except (AttributeError, ValueError):
         return ""
 

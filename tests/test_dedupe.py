@@ -99,7 +99,8 @@ def test_a_copy_from_another_outlet_is_stored_once_and_named_with_the_citation(
     chunks = store.get_chunks(ids["antara.html"])
     assert all([a.source for a in c.alternatives] == ["Tempo"] for c in chunks)
     alt = chunks[0].alternatives[0]
-    assert (alt.url, alt.published, alt.doc_id) == ("https://tempo.example/bbm", "2022-09-04", ids["tempo.html"])
+    assert (alt.url, alt.published, alt.doc_id) == ("https://tempo.example/bbm", "2022-09-04T08:30:00+07:00",
+                                                    ids["tempo.html"])
     assert store.lexical is not None and store.lexical_query("Pertalite", 5)[0].chunk.alternatives[0].source == "Tempo"
 
     again = ingest([copy, original], Assistant(settings, store=store, embedder=hash_embedder))
@@ -109,7 +110,7 @@ def test_a_copy_from_another_outlet_is_stored_once_and_named_with_the_citation(
 
     hits = store.lexical_query("Pertalite Solar harga", 3)
     _, citations, _ = verify_citations("Harga Pertalite naik menjadi Rp10.000 [1].", hits)
-    assert citations[0].source == "Antara" and citations[0].published == "2022-09-03"
+    assert citations[0].source == "Antara" and citations[0].published == "2022-09-03T08:30:00+07:00"
     assert [a.source for a in citations[0].alternatives] == ["Tempo"]
     assert "Also published by: Tempo (2022-09-04)" in format_source(1, hits[0])
     assert "Source: Antara" in format_source(1, hits[0])

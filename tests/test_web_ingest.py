@@ -70,7 +70,7 @@ def test_html_page_keeps_the_article_and_its_metadata(tmp_path: Path, run, store
     c = first_chunk(store, file_id(page))
     assert (c.title, c.source, c.url, c.published, c.author, c.lang) == (
         "Jin Li Pimpin Unit Hybrid Cloud Alibaba", "Kabar Harian", "https://kabarharian.example/2023/12/05/alibaba-cloud",
-        "2023-12-05", "Rina Wulandari", "id")
+        "2023-12-05T08:30:00+07:00", "Rina Wulandari", "id")  # the page's stamp, its offset kept
 
 
 @pytest.mark.parametrize("charset", ["windows-1252", "iso-8859-1", None])
@@ -230,7 +230,7 @@ def test_feed_ingests_entry_pages_then_only_new_or_changed_entries(httpserver: H
     first = run([feed])
     assert first.errors == [] and len(first.new) == 3
     a = first_chunk(store, url_id(entries[0]["link"]))
-    assert (a.published, a.author) == ("2023-12-05", "ana@x.example (Ana)")  # the feed's, not the page's
+    assert (a.published, a.author) == ("2023-12-05T08:30:00+07:00", "ana@x.example (Ana)")  # the feed's, as stated
     assert a.source == "Kabar Harian"
     c = first_chunk(store, url_id(entries[2]["link"]))
     assert "Huawei Cloud membuka pusat data" in stored_text(store, c.doc_id)
@@ -247,7 +247,7 @@ def test_feed_ingests_entry_pages_then_only_new_or_changed_entries(httpserver: H
     assert sorted(second.unchanged) == sorted([url_id(entries[0]["link"]), url_id(entries[2]["link"]),
                                                url_id(entries[0]["link"])])
     assert second.updated == [url_id(entries[1]["link"])]
-    assert first_chunk(store, url_id(entries[1]["link"])).published == "2023-12-07"
+    assert first_chunk(store, url_id(entries[1]["link"])).published == "2023-12-07T10:00:00+07:00"
 
 
 def test_feed_served_over_http(httpserver: HTTPServer, run, store: ChromaStore) -> None:
@@ -380,14 +380,15 @@ def test_the_web_examples_ingest_offline(settings: Settings, store: ChromaStore,
     assert report.errors == [] and len(report.new) == 4
     by_title = {d.title: d for d in store.documents()}
     page = by_title["Nusantara Data Opens Its Second Batam Data Centre"]
-    assert (page.source, page.published, page.author) == ("The Jakarta Ledger", "2024-02-20", "Maya Hartono")
+    assert (page.source, page.published, page.author) == ("The Jakarta Ledger", "2024-02-20T09:15:00+07:00",
+                                                          "Maya Hartono")
     text = stored_text(store, page.doc_id)
     assert text.startswith("Nusantara Data Opens") and "Nongsa Digital Park" in text
     for junk in ("cookies", "Read more", "newsletter", "Related stories", "Hope they hire", "(Photo:"):
         assert junk not in text, junk
     ipo = by_title["Garuda Pangan Lists on the Jakarta Stock Exchange"]
     assert (ipo.source, ipo.published, ipo.author) == (
-        "The Jakarta Ledger - Business", "2024-02-21", "desk@jakartaledger.example (Dimas Prasetyo)")
+        "The Jakarta Ledger - Business", "2024-02-21T10:00:00+07:00", "desk@jakartaledger.example (Dimas Prasetyo)")
     pdf = by_title["Bank Nusantara Quarterly Results Q3 2023"]
     assert {c.page for c in store.get_chunks(pdf.doc_id)} <= {1, 2}
     assert pdf.author == "Bank Nusantara Investor Relations"
