@@ -24,6 +24,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from rag.settings import Settings
 
     with Assistant(Settings.from_args(args)) as kabar:
-        report = ingest(args.paths, kabar, progress=True, dedupe=not args.no_dedupe)
+        # On the user's own machine a URL they type may name it (a folder served on localhost);
+        # public pages and feeds still never lead into it (ingest/guard.py).
+        report = ingest(args.paths, kabar, progress=True, dedupe=not args.no_dedupe, loopback=True)
     print(report.summary())
     return 1 if report.errors and not (report.new or report.updated or report.unchanged or report.duplicates) else 0

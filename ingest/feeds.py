@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Union
 
 from ingest.clean import clean_text
 from ingest.fetch import Fetcher, is_url
+from ingest.guard import Target
 from ingest.html import MIN_TEXT, html_document
 from ingest.published import stated
 from rag.errors import InputError
@@ -118,8 +119,12 @@ def _fragment_text(fragment: str) -> str:
 
 
 def feed_documents(data: bytes, where: str, fetcher: Fetcher | None, state: FeedState | None,
-                   is_stored: Callable[[str], bool] = lambda _doc_id: False) -> Iterator[FeedItem]:
-    """A Document (or an error, or :class:`Unchanged`) per entry of the feed in ``data``."""
+                   is_stored: Callable[[str], bool] = lambda _doc_id: False,
+                   via: Target | None = None) -> Iterator[FeedItem]:
+    """A Document (or an error, or :class:`Unchanged`) per entry of the feed in ``data``.
+
+    ``via``: where a fetched feed came from; its entries' links are checked as reached from it.
+    """
     try:
         parsed = parse_feed(data, where)
     except InputError as e:
@@ -142,7 +147,7 @@ def feed_documents(data: bytes, where: str, fetcher: Fetcher | None, state: Feed
         problem = "has no link to an article page"
         if is_url(link) and fetcher is not None:
             try:
-                page = fetcher.fetch(link)
+                page = fetcher.fetch(link, via=via)
                 doc = html_document(page.data, link, doc_id, url=page.final_url, charset=page.charset, **meta)
             except InputError as e:
                 problem = e.problem

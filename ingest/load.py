@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterable, Iterator, Union
 from ingest.clean import clean_text
 from ingest.feeds import FeedState, Unchanged, feed_documents, looks_like_feed
 from ingest.fetch import FEED_TYPES, HTML_TYPES, PDF_TYPES, Fetcher, is_url
+from ingest.guard import FetchPolicy
 from ingest.html import html_document
 from ingest.pdf import load_pdf, pdf_document
 from ingest.warc import is_warc, warc_documents
@@ -53,7 +54,7 @@ Input = Union[Path, str]
 
 @dataclass
 class LoadContext:
-    """What loading needs beyond a path: the size limit, an HTTP client, feed memory.
+    """What loading needs beyond a path: the size limit, an HTTP client and where it may fetch, feed memory.
 
     ``is_stored(doc_id)`` tells whether a document is in the store already (or folded
     into one as a near-duplicate), so that an unchanged feed entry is not fetched again.
@@ -62,11 +63,12 @@ class LoadContext:
     max_bytes: int = 20_000_000
     fetcher: Fetcher | None = None
     feeds: FeedState | None = None
+    policy: FetchPolicy = field(default_factory=FetchPolicy)
     is_stored: Callable[[str], bool] = field(default=lambda _doc_id: False)
 
     def get_fetcher(self) -> Fetcher:
         if self.fetcher is None:
-            self.fetcher = Fetcher(max_bytes=self.max_bytes)
+            self.fetcher = Fetcher(max_bytes=self.max_bytes, policy=self.policy)
         return self.fetcher
 
 
@@ -230,11 +232,11 @@ def load_url(url: str, ctx: LoadContext) -> Iterator[Loaded]:
         page = ctx.get_fetcher().fetch(url, accept=HTML_TYPES + FEED_TYPES + PDF_TYPES)
         doc_id = content_hash("url", url)
         if page.content_type in PDF_TYPES:
-            doc = pdf_document(page.data, url, doc_id)
+            doc = pdf_document(page.data, url, doc_id, ctx.max_bytes)
             doc.source, doc.url = url, page.final_url
             yield doc
         elif page.content_type in FEED_TYPES or (page.content_type not in HTML_TYPES and looks_like_feed(page.data)):
-            yield from feed_documents(page.data, url, ctx.get_fetcher(), ctx.feeds, ctx.is_stored)
+            yield from feed_documents(page.data, url, ctx.get_fetcher(), ctx.feeds, ctx.is_stored, via=page.target)
         else:
             yield html_document(page.data, url, doc_id, url=page.final_url, charset=page.charset)
     except InputError as e:

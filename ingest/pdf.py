@@ -36,23 +36,44 @@ def _date(value: object) -> str:
         return ""
 
 
-def pdf_document(data: bytes, where: str, doc_id: str | None = None) -> Document:
-    """The article in a PDF's bytes; an InputError naming ``where`` when it cannot be read."""
-    from pypdf import PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+def _limits(max_bytes: int) -> dict[str, int]:
+    """pypdf's decompression limits, each set to Kabar's size limit (its defaults allow 75 MB a stream)."""
+    names = ("maximum_declared_stream_length", "array_based_stream_maximum_output_length",
+             "jbig2_maximum_output_length", "lzw_maximum_output_length", "run_length_maximum_output_length",
+             "zlib_maximum_output_length", "brotli_maximum_output_length", "image_maximum_buffer_size",
+             "stream_decoding_work_maximum_length", "xfa_decoding_work_maximum_length")
+    return {name: max_bytes for name in names}
+
+
+def pdf_document(data: bytes, where: str, doc_id: str | None = None, max_bytes: int = 20_000_000) -> Document:
+    """The article in a PDF's bytes; an InputError naming ``where`` when it cannot be read.
+
+    Every compressed stream expands to at most ``max_bytes``, and so does the text of all
+    pages together: a small PDF of compressed zeros is an error, not an afternoon.
+    """
+    from pypdf import PdfReader, apply_configuration
+    from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError, PdfReadError
 
     if not data.lstrip()[:1024].startswith(b"%PDF") and b"%PDF-" not in data[:1024]:
         raise InputError(where, "is not a PDF (no %PDF header)")
+    bomb = f"expands past the {max_bytes / 1e6:g} MB limit (KABAR_MAX_FILE_MB) when decompressed"
     try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise InputError(where, "is encrypted (password-protected); save an unprotected copy and ingest that")
-        pages: list[str] = []
-        for page in reader.pages:
-            pages.append(clean_text(page.extract_text() or ""))
-        info = reader.metadata
+        with apply_configuration(**_limits(max_bytes)):
+            reader = PdfReader(io.BytesIO(data), strict=False)
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise InputError(where, "is encrypted (password-protected); save an unprotected copy and ingest that")
+            pages: list[str] = []
+            size = 0
+            for page in reader.pages:
+                pages.append(clean_text(page.extract_text() or ""))
+                size += len(pages[-1])
+                if size > max_bytes:
+                    raise InputError(where, f"{bomb} (its text, by page {len(pages)})")
+            info = reader.metadata
     except InputError:
         raise
+    except LimitReachedError as e:
+        raise InputError(where, f"{bomb} (a stream: {e})") from None
     except (FileNotDecryptedError, DependencyError) as e:
         raise InputError(where, f"is encrypted and cannot be read ({e})") from None
     except (PdfReadError, ValueError, TypeError, KeyError, IndexError, AttributeError, OSError) as e:
@@ -91,6 +112,6 @@ def load_pdf(path: Path, max_bytes: int) -> Document:
         raise InputError(str(path), f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit "
                                     "(KABAR_MAX_FILE_MB); split it or raise the limit")
     source = str(path.resolve())
-    doc = pdf_document(path.read_bytes(), str(path), content_hash("file", source))
+    doc = pdf_document(path.read_bytes(), str(path), content_hash("file", source), max_bytes)
     doc.source = source
     return doc

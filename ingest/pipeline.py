@@ -26,6 +26,7 @@ from ingest.chunk import chunk_document
 from ingest.dedupe import NearDuplicates, signature
 from ingest.feeds import FeedState, Unchanged
 from ingest.fetch import Fetcher
+from ingest.guard import FetchPolicy
 from ingest.load import LoadContext, expand_paths, load_file
 from rag.assistant import Assistant
 from rag.errors import InputError
@@ -238,8 +239,13 @@ def ingest(
     progress: ProgressFn | bool = False,
     dedupe: bool = True,
     fetcher: Fetcher | None = None,
+    loopback: bool = False,
 ) -> IngestReport:
     """Ingest files, folders and URLs into the store; see the module docstring.
+
+    URLs are fetched from the public web only, plus what ``KABAR_FETCH_ALLOW`` opens;
+    ``loopback`` also lets URLs given here name this machine (the command line's
+    choice: see :mod:`ingest.guard`).
 
     ``kabar``: the :class:`~rag.assistant.Assistant` whose settings, store and embedder
     receive the articles (default: one with settings from the environment).
@@ -258,7 +264,7 @@ def ingest(
 
     feeds = FeedState(settings.data_dir / "feeds.sqlite")
     ctx = LoadContext(max_bytes=int(settings.max_file_mb * 1_000_000), fetcher=fetcher, feeds=feeds,
-                      is_stored=is_stored)
+                      is_stored=is_stored, policy=FetchPolicy.for_settings(settings, loopback=loopback))
     loader = _Loader(files, ctx)
     try:
         for item in loader:

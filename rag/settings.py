@@ -70,6 +70,8 @@ class Settings:
     max_answer_tokens: int = 256
     temperature: float = 0.1
     max_file_mb: float = 20.0
+    # Hosts and networks fetches may reach beyond the public web (ingest/guard.py).
+    fetch_allow: str = ""
 
     ui_user: str = ""
     ui_password: str = field(default="", repr=False)
@@ -228,9 +230,12 @@ ENV: dict[str, str] = {
     "max_answer_tokens": "KABAR_MAX_ANSWER_TOKENS",
     "temperature": "KABAR_TEMPERATURE",
     "max_file_mb": "KABAR_MAX_FILE_MB",
+    "fetch_allow": "KABAR_FETCH_ALLOW",
     "ui_user": "KABAR_UI_USER",
     "ui_password": "KABAR_UI_PASSWORD",
+    "ui_users": "KABAR_UI_USERS",
     "api_token": "KABAR_API_TOKEN",
+    "api_tokens": "KABAR_API_TOKENS",
     "api_max_body_mb": "KABAR_API_MAX_BODY_MB",
     "judge_base_url": "KABAR_JUDGE_BASE_URL",
     "judge_model": "KABAR_JUDGE_MODEL",

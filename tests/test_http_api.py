@@ -154,7 +154,15 @@ def test_ingest_files_and_urls(settings: Settings, tmp_path: Path) -> None:
                    "<p>PT Selat Hijau meluncurkan feri listrik pertamanya, Kerapu-9, di Merak pada Minggu.</p>" * 8 + \
                    "</article></body></html>"
             server.expect_request("/news/ferry.html").respond_with_data(page, content_type="text/html")
-            r = c.post("/v1/ingest", json={"urls": [server.url_for("/news/ferry.html")]})
+            url = server.url_for("/news/ferry.html")
+            r = c.post("/v1/ingest", json={"urls": [url]})
+            # The server's own network is closed to fetches unless the deployment opens it.
+            assert r.status_code == 200 and r.json()["new"] == [], r.text
+            error = r.json()["errors"][0]
+            assert error["source"] == url and "a loopback address" in error["problem"]
+            assert "KABAR_FETCH_ALLOW" in error["problem"]
+            assistant.settings = settings.with_(fetch_allow="127.0.0.1/32")
+            r = c.post("/v1/ingest", json={"urls": [url]})
         assert r.status_code == 200 and len(r.json()["new"]) == 1, r.text
 
 

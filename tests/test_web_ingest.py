@@ -1,6 +1,7 @@
 """Web formats through the whole pipeline (ingest.ingest) into a real Chroma store.
 
-HTML pages, URLs served by a local HTTP server (pytest-httpserver, loopback only), RSS
+HTML pages, URLs served by a local HTTP server (pytest-httpserver, loopback only, opened to
+the fetcher by KABAR_FETCH_ALLOW's setting), RSS
 feeds, PDFs and WARC archives, each with its metadata and its failures. Hash embeddings:
 the model is not the point here. Every fixture is written by the test (tests/webfixtures.py).
 """
@@ -17,6 +18,7 @@ from werkzeug import Request, Response
 
 from ingest import ingest
 from ingest.fetch import Fetcher
+from ingest.guard import FetchPolicy
 from rag.assistant import Assistant
 from rag.models import Embedder
 from rag.settings import Settings
@@ -49,8 +51,10 @@ def file_id(path: Path) -> str:
 
 @pytest.fixture
 def run(settings: Settings, store: ChromaStore, hash_embedder: Embedder):
+    """ingest() with fetches to the test's own servers on loopback opened (ingest/guard.py)."""
     def go(paths: list, **kw):  # type: ignore[no-untyped-def]
-        return ingest(paths, Assistant(settings, store=store, embedder=hash_embedder), **kw)
+        return ingest(paths, Assistant(settings.with_(fetch_allow="127.0.0.1"), store=store, embedder=hash_embedder),
+                      **kw)
     return go
 
 
@@ -173,7 +177,7 @@ def test_each_failing_url_is_reported_by_name(httpserver: HTTPServer, tmp_path: 
                                                                "ok", "slow")}
     listing = tmp_path / "reading-list.urls"
     listing.write_text("# today's reading\n" + "\n".join(urls.values()) + "\n", encoding="utf-8")
-    with Fetcher(timeout_s=0.5, max_bytes=200_000) as fetcher:
+    with Fetcher(timeout_s=0.5, max_bytes=200_000, policy=FetchPolicy.parse("127.0.0.1")) as fetcher:
         report = ingest([listing], Assistant(settings, store=store, embedder=hash_embedder), fetcher=fetcher)
     problems = {e.source: e.problem for e in report.errors}
     assert set(problems) == {urls[n] for n in ("missing", "broken", "slow", "image", "huge", "fake-html")}

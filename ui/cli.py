@@ -34,6 +34,7 @@ def register(subparsers: Any) -> None:
 def cmd_ui(args: argparse.Namespace) -> int:
     # Before Gradio is imported: no usage analytics, no version check.
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    from ingest.guard import serving_on
     from rag.assistant import Assistant
     from rag.settings import Settings
     from ui.app import build_app, check_auth, serve
@@ -43,6 +44,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     with Assistant(settings) as kabar:
         app = build_app(kabar)
         url = serve(app, args.host, args.port, open_browser=args.open, warm_up=True)
+        serving_on(int(url.rstrip("/").rsplit(":", 1)[1]))
         login = " (login required)" if check_auth(args.host, settings) else ""
         print(f"Kabar chat at {url}{login}  (Ctrl-C to stop)", flush=True)
         print(f"LLM: {kabar.describe_llm()}", file=sys.stderr, flush=True)
@@ -59,6 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from ingest.guard import serving_on
     from rag.assistant import Assistant
     from rag.settings import Settings
     from ui.server import UI_PATH, check_token, server_app
@@ -73,6 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"Kabar API at {base}/v1 (schema: {base}/openapi.json)"
               + ("" if args.no_ui else f", chat page at {base}{UI_PATH}/") + "  (Ctrl-C to stop)", flush=True)
         print(f"LLM: {kabar.describe_llm()}", file=sys.stderr, flush=True)
+        serving_on(args.port)
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", timeout_graceful_shutdown=5)
     return 0
 
