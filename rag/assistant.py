@@ -108,6 +108,8 @@ class Assistant:
         # Two locks: listing documents must not wait for the local LLM server to start.
         self._store_lock = threading.RLock()
         self._llm_lock = threading.Lock()
+        self._parent: Assistant | None = None  # the assistant a desk shares its models with
+        self._desks: dict[str, Assistant] = {}
 
     # -- components ------------------------------------------------------------------
 
@@ -125,12 +127,30 @@ class Assistant:
                 self._store = ChromaStore.from_settings(self.settings, self.embedder.model_id)
             return self._store
 
+    def desk(self, collection: str) -> "Assistant":
+        """The assistant over another collection of this deployment (a newsroom desk's archive),
+        sharing this one's embedder, reader and LLM; made once per collection."""
+        if self._parent is not None:
+            return self._parent.desk(collection)
+        if collection == self.settings.collection:
+            return self
+        with self._store_lock:
+            other = self._desks.get(collection)
+            if other is None:
+                other = Assistant(self.settings.with_(collection=collection), embedder=self.embedder,
+                                  as_of=self.as_of)
+                other._parent = self
+                self._desks[collection] = other
+            return other
+
     @property
     def reader(self) -> Any:
         """Kabar's reader (:class:`rag.models.reader.Reader`), sharing the embedder's e5 engine
         when it runs in numpy; None when ``settings.reader`` is off."""
         if not self.settings.reader:
             return None
+        if self._parent is not None:
+            return self._parent.reader
         with self._store_lock:
             if self._reader is None:
                 from rag.models.reader import load_reader
@@ -142,6 +162,8 @@ class Assistant:
     @property
     def llm(self) -> OpenAIChat:
         """The chat model; starts the local server on first use when none is configured."""
+        if self._parent is not None:
+            return self._parent.llm
         with self._llm_lock:
             if self._llm is None:
                 self._llm = self._make_llm()
@@ -166,6 +188,8 @@ class Assistant:
     def llm_state(self) -> str:
         """``"starting"`` when the next answer must first start the local model, ``"busy"`` when
         the model answers one request at a time and is answering another, else ``"ready"``."""
+        if self._parent is not None:
+            return self._parent.llm_state()
         llm = self._llm
         if llm is None:
             return "starting" if self.settings.local_llm else "ready"

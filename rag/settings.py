@@ -75,7 +75,11 @@ class Settings:
 
     ui_user: str = ""
     ui_password: str = field(default="", repr=False)
+    # The chat page's logins with their desks: JSON, or a JSON file's path (ui/desks.py).
+    ui_users: str = field(default="", repr=False)
     api_token: str = field(default="", repr=False)
+    # Tokens with the desks (collections) each may read and write: JSON, or a JSON file's path (ui/desks.py).
+    api_tokens: str = field(default="", repr=False)
     api_max_body_mb: float = 25.0
 
     judge_base_url: str = ""

@@ -11,7 +11,7 @@ import hashlib
 import math
 import os
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import pytest
 
@@ -111,3 +111,22 @@ def write_chunks(store: ChromaStore, chunks: Sequence[Chunk], vectors: Sequence[
         by_doc.setdefault(c.doc_id, DocWrite(c.doc_id, [], [])).chunks.append(c)
         by_doc[c.doc_id].vectors.append(v)
     return store.write_documents(list(by_doc.values()))
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (never a browser download: scripts/install-browser.sh).
+
+    One a test module: Playwright's sync API keeps an event loop running in this thread while
+    it is open, and later modules run asyncio themselves (anyio.run in tests/test_mcp.py)."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Python package playwright is not installed; "
+                                                                 "run scripts/install-browser.sh")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -291,6 +291,52 @@ def test_openai_client_streams(client: TestClient) -> None:
     assert finish == "stop" and extra["citations"] and usage.prompt_tokens == 50
 
 
+def test_openai_client_follow_up_with_history(settings: Settings) -> None:
+    """The client sends back the earlier answer, footnote and all: the model gets it without the footnote."""
+    seen: list[dict[str, Any]] = []
+    assistant = Assistant(settings.with_(answer_history=4), embedder=HashEmbedder(), llm=fake_llm(seen=seen))
+    ingest([ALIBABA], assistant)
+    with TestClient(build_api(assistant)) as c:
+        oc = openai_client(c)
+        first = oc.chat.completions.create(model="kabar", messages=[{"role": "user", "content": FACT_QUESTION}])
+        earlier = first.choices[0].message.content
+        assert FOOTNOTE in earlier
+        reply = oc.chat.completions.create(model="kabar", messages=[
+            {"role": "user", "content": FACT_QUESTION}, {"role": "assistant", "content": earlier},
+            {"role": "user", "content": "and public cloud?"}])
+    assert reply.choices[0].finish_reason == "stop" and reply.choices[0].message.role == "assistant"
+    history = [m["content"] for m in seen[-1]["messages"]]
+    assert any(earlier.split(FOOTNOTE)[0] in m for m in history)
+    assert not any(FOOTNOTE.strip() + "\n[" in m for m in history), history
+
+
+def test_openai_client_errors_are_its_own_exceptions(settings: Settings) -> None:
+    """A bad request, an oversized one and a wrong token, as the openai client raises them."""
+    assistant = Assistant(settings, embedder=HashEmbedder(), llm=fake_llm())
+    ingest([ALIBABA], assistant)
+    with TestClient(build_api(assistant, token=TOKEN, max_body_bytes=50_000)) as c:
+        good = openai.OpenAI(base_url="http://testserver/v1", api_key=TOKEN, http_client=c, max_retries=0)
+        with pytest.raises(openai.BadRequestError) as bad:
+            good.chat.completions.create(model="kabar", messages=[{"role": "assistant", "content": "hi"}])
+        assert bad.value.status_code == 400 and "last message" in bad.value.message
+        assert bad.value.body["type"] == "invalid_request" and bad.value.code == "invalid_request"
+        with pytest.raises(openai.UnprocessableEntityError) as empty:
+            good.chat.completions.create(model="kabar", messages=[])
+        assert empty.value.body["type"] == "invalid_request"
+        with pytest.raises(openai.APIStatusError) as big:
+            good.chat.completions.create(model="kabar", messages=[{"role": "user", "content": "x " * 40_000}])
+        assert big.value.status_code == 413 and "KABAR_API_MAX_BODY_MB" in big.value.message
+        wrong = openai.OpenAI(base_url="http://testserver/v1", api_key="not-the-token", http_client=c, max_retries=0)
+        with pytest.raises(openai.AuthenticationError) as denied:
+            wrong.chat.completions.create(model="kabar", messages=[{"role": "user", "content": FACT_QUESTION}])
+        assert denied.value.status_code == 401 and "API token" in denied.value.message
+        with pytest.raises(openai.AuthenticationError):
+            wrong.models.list()
+        with pytest.raises(openai.AuthenticationError):  # a stream is refused before it starts
+            next(iter(wrong.chat.completions.create(model="kabar", stream=True,
+                                                    messages=[{"role": "user", "content": FACT_QUESTION}])))
+
+
 def test_openai_history_drops_the_footnote() -> None:
     assert strip_footnote(ANSWER + FOOTNOTE + "[1] Alibaba — x") == ANSWER
 

@@ -28,11 +28,8 @@ import pytest
 from ingest import ingest
 from rag.assistant import Assistant
 from rag.settings import Settings
-from tests.conftest import ALIBABA, ROOT, SAMPLE_ARTICLES, models_dir_for_tests
+from tests.conftest import ALIBABA, CHROMIUM, ROOT, SAMPLE_ARTICLES, models_dir_for_tests
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = ROOT / "artifacts"
 # A 1.5B model on a few shared CPU cores: prefill of a ~2,000-token prompt can take a minute.
 ANSWER_TIMEOUT_MS = 300_000
@@ -77,21 +74,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory, e5: Any) -> Iterator[str]:
-    """``kabar ui`` in its own process over the ingested sample articles; its URL."""
-    data_dir = tmp_path_factory.mktemp("ui-browser") / "kabar-data"
-    with Assistant(Settings(data_dir=data_dir), embedder=e5) as kabar:
-        assert not ingest([SAMPLE_ARTICLES], kabar).errors
+@contextmanager
+def kabar_ui(env: dict[str, str], log: Path) -> Iterator[str]:
+    """The real ``kabar ui`` command in its own process with ``env``; its URL until the block ends."""
     port = free_port()
-    env = {**os.environ, "KABAR_DATA_DIR": str(data_dir), "KABAR_MODEL_DIR": str(models_dir_for_tests()),
-           "GRADIO_ANALYTICS_ENABLED": "False"}
     ARTIFACTS.mkdir(exist_ok=True)
-    log = ARTIFACTS / "ui-server.log"
     kabar_command = Path(sys.executable).parent / "kabar"
     command = [str(kabar_command)] if kabar_command.exists() else [sys.executable, "-m", "ui.main"]
     with log.open("w") as out:
-        proc = subprocess.Popen([*command, "ui", "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen([*command, "ui", "--port", str(port)], env={**os.environ, **env}, stdout=out,
+                                stderr=subprocess.STDOUT,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -108,15 +100,21 @@ def served(tmp_path_factory: pytest.TempPathFactory, e5: Any) -> Iterator[str]:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-        (ARTIFACTS / "ui-timings.json").write_text(json.dumps(timings, indent=2) + "\n")
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+def served(tmp_path_factory: pytest.TempPathFactory, e5: Any) -> Iterator[str]:
+    """``kabar ui`` in its own process over the ingested sample articles; its URL."""
+    data_dir = tmp_path_factory.mktemp("ui-browser") / "kabar-data"
+    with Assistant(Settings(data_dir=data_dir), embedder=e5) as kabar:
+        assert not ingest([SAMPLE_ARTICLES], kabar).errors
+    env = {"KABAR_DATA_DIR": str(data_dir), "KABAR_MODEL_DIR": str(models_dir_for_tests()),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    try:
+        with kabar_ui(env, ARTIFACTS / "ui-server.log") as url:
+            yield url
+    finally:
+        (ARTIFACTS / "ui-timings.json").write_text(json.dumps(timings, indent=2) + "\n")
 
 
 @pytest.fixture

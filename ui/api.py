@@ -14,9 +14,13 @@ Endpoints (the schema is at ``/openapi.json``, a reader at ``/docs``):
 - ``POST /v1/ingest`` (URLs, JSON) and ``POST /v1/ingest/files`` (multipart upload).
 - ``GET /v1/documents``, ``DELETE /v1/documents/{doc_id}``; ``GET /health``.
 - ``POST /v1/chat/completions`` and ``GET /v1/models``: OpenAI-compatible (:mod:`ui.openai_compat`).
+- ``/mcp/``: the Model Context Protocol, streamable HTTP (:mod:`ui.mcp_server`).
 
-Handlers are thin: they validate, call the Assistant or :func:`ingest.ingest`, and shape JSON
-(:mod:`ui.api_json`). With a token set (``KABAR_API_TOKEN``) every request but ``/health``,
+Desks (:mod:`ui.desks`): each token reads and writes the collections ``KABAR_API_TOKENS``
+gives it; a request names one with ``?desk=`` or ``X-Kabar-Desk``, else it uses the token's first.
+
+Handlers are thin: they validate, call the desk's Assistant or :func:`ingest.ingest`, and shape
+JSON (:mod:`ui.api_json`). With tokens set (``KABAR_API_TOKEN[S]``) every request but ``/health``,
 the schema and the chat page (which has its own login) needs ``Authorization: Bearer
 <token>``; bodies over ``KABAR_API_MAX_BODY_MB`` are refused with 413; every error is JSON
 ``{"error": {"message", "type"}}``, an unexpected one a single line (the details go to the
@@ -25,13 +29,13 @@ log). Does not serve the chat page itself: :func:`ui.server.server_app` mounts i
 
 from __future__ import annotations
 
-import hmac
 import re
 import threading
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, AsyncIterator, Iterator, Literal
 
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -53,12 +57,15 @@ from ui.api_json import (
     sources_json,
     sse,
 )
+from ui.desks import DESK_HEADER, DeskDenied, Grant, Tokens, desk_assistant, open_grant
 
 #: Paths served without the token: a health probe, the schema and its reader, the chat page.
 OPEN_PATHS = ("/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 OPEN_PREFIXES = ("/ui",)
 MAX_QUESTION_CHARS = 4000
 MAX_HISTORY = 40
+DESK = Query("", max_length=80, description="the desk (collection) to use; default: the token's first "
+             "(or the X-Kabar-Desk header)")
 
 
 # -- request bodies ------------------------------------------------------------------------
@@ -116,9 +123,17 @@ def build_api(assistant: Assistant, *, token: str | None = None, max_body_bytes:
     from ui.openai_compat import add_openai_routes
 
     s = assistant.settings
-    token = s.api_token if token is None else token
+    tokens = Tokens.from_settings(s, token)
+    everyone = open_grant(s)
     limit = int(s.api_max_body_mb * 1_000_000) if max_body_bytes is None else max_body_bytes
-    app = FastAPI(title="Kabar", version="0.1.0",
+    mcp_app, mcp_sessions = _mcp(assistant, open_to_loopback=not tokens)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        async with mcp_sessions.run():
+            yield
+
+    app = FastAPI(title="Kabar", version="0.1.0", lifespan=lifespan,
                   description="Question answering over news articles (Indonesian and English) with cited answers.")
     _install_errors(app)
     ingest_lock = threading.Lock()  # one ingest at a time; questions go on meanwhile
@@ -127,26 +142,38 @@ def build_api(assistant: Assistant, *, token: str | None = None, max_body_bytes:
     def health() -> dict[str, Any]:
         return {"status": "ok", "llm": assistant.llm_state(), "documents_url": "/v1/documents"}
 
-    @app.get("/v1/documents", summary="The ingested documents, newest first")
-    def documents() -> dict[str, Any]:
-        return {"documents": [document_json(d) for d in assistant.documents()]}
+    def grant_of(request: Request) -> Grant:
+        return getattr(request.state, "grant", None) or everyone
+
+    def desk_of(request: Request, desk: str, write: bool = False) -> Assistant:
+        """The request's desk (``?desk=``, the X-Kabar-Desk header, or the token's first)."""
+        try:
+            return desk_assistant(assistant, grant_of(request), desk or request.headers.get(DESK_HEADER, ""), write)
+        except DeskDenied as e:
+            raise StarletteHTTPException(e.status, str(e)) from None
+
+    @app.get("/v1/documents", summary="The ingested documents of a desk, newest first")
+    def documents(request: Request, desk: str = DESK) -> dict[str, Any]:
+        return {"documents": [document_json(d) for d in desk_of(request, desk).documents()]}
 
     @app.delete("/v1/documents/{doc_id}", summary="Remove a document")
-    def delete_document(doc_id: str) -> dict[str, Any]:
+    def delete_document(request: Request, doc_id: str, desk: str = DESK) -> dict[str, Any]:
+        target = desk_of(request, desk, write=True)
         with ingest_lock:
-            removed = assistant.delete_document(doc_id)
+            removed = target.delete_document(doc_id)
         if not removed:
             raise StarletteHTTPException(404, f"no document with id {doc_id!r} (see GET /v1/documents)")
         return {"deleted": doc_id, "chunks": removed}
 
     @app.post("/v1/retrieve", summary="The passages a question finds, without asking the model")
-    def retrieve(body: RetrieveIn) -> dict[str, Any]:
-        prep = assistant.prepare(body.question, top_k=body.top_k, filters=_filters(body.filters))
+    def retrieve(request: Request, body: RetrieveIn, desk: str = DESK) -> dict[str, Any]:
+        prep = desk_of(request, desk).prepare(body.question, top_k=body.top_k, filters=_filters(body.filters))
         return {**sources_json(prep), "hits": hits_json(prep.hits)}
 
     @app.post("/v1/ask", summary="Ask a question: server-sent events (sources, delta, answer) or one JSON answer",
               responses={200: {"content": {"text/event-stream": {}, "application/json": {}}}})
-    def ask(body: AskIn) -> Any:
+    def ask(request: Request, body: AskIn, desk: str = DESK) -> Any:
+        target = desk_of(request, desk)
         history = [m.model_dump() for m in body.history]
         options: dict[str, Any] = {"filters": _filters(body.filters)}
         if body.top_k:
@@ -154,33 +181,59 @@ def build_api(assistant: Assistant, *, token: str | None = None, max_body_bytes:
         if body.temperature is not None:
             options["temperature"] = body.temperature
         if not body.stream:
-            return answer_with_sources_json(assistant.ask(body.question, history, **options))
-        stream = assistant.stream(body.question, history, **options)
+            return answer_with_sources_json(target.ask(body.question, history, **options))
+        stream = target.stream(body.question, history, **options)
         first = next(stream)  # retrieval happens here: its errors get their own HTTP status
         return StreamingResponse(_ask_events(first, stream), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
     @app.post("/v1/ingest", summary="Ingest articles from http(s) URLs (pages, feeds, PDFs)")
-    def ingest_urls(body: IngestUrlsIn) -> dict[str, Any]:
+    def ingest_urls(request: Request, body: IngestUrlsIn, desk: str = DESK) -> dict[str, Any]:
+        target = desk_of(request, desk, write=True)
         bad = [u for u in body.urls if not _URL.match(u)]
         if bad:
             raise ValueError(f"not an http(s) URL: {bad[0][:200]!r}; upload files with POST /v1/ingest/files")
         with ingest_lock:
-            report = ingest(body.urls, assistant, dedupe=body.dedupe)
+            report = ingest(body.urls, target, dedupe=body.dedupe)
         return report_json(report)
 
     @app.post("/v1/ingest/files", summary="Ingest uploaded files (.txt .md .jsonl .html .pdf feeds .warc)")
-    def ingest_files(files: list[UploadFile] = File(...), dedupe: bool = True) -> dict[str, Any]:  # noqa: B008
+    def ingest_files(request: Request, files: list[UploadFile] = File(...), dedupe: bool = True,  # noqa: B008
+                     desk: str = DESK) -> dict[str, Any]:
+        target = desk_of(request, desk, write=True)
         folder = s.data_dir / "uploads"
+        if target.settings.collection != s.collection:
+            folder = folder / "desks" / target.settings.collection
         with ingest_lock:
             kept = [_keep_upload(f, folder) for f in files]
-            report = ingest(kept, assistant, dedupe=dedupe)
+            report = ingest(kept, target, dedupe=dedupe)
         return report_json(report, strip_prefix=str(folder) + "/")
 
-    add_openai_routes(app, assistant)
+    add_openai_routes(app, desk_of, grant_of)
+    app.mount("/mcp", mcp_app)
     app.add_middleware(BodyLimit, limit=limit)
-    app.add_middleware(TokenAuth, token=token)
+    app.add_middleware(TokenAuth, tokens=tokens)
     return app
+
+
+def _mcp(assistant: Assistant, open_to_loopback: bool) -> tuple[Any, Any]:
+    """The MCP endpoint (streamable HTTP, stateless, JSON replies) and its session manager.
+
+    With tokens the token guards it; without (loopback only), a page elsewhere in a browser
+    must not reach it by DNS rebinding, so only loopback Host and Origin headers pass.
+    """
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    from ui.mcp_server import build_mcp
+
+    server = build_mcp(assistant)
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=open_to_loopback,
+        allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
+        allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"])
+    app = server.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True,
+                                     transport_security=security)
+    return app, server.session_manager
 
 
 def _filters(body: FiltersIn | None) -> Filters | None:
@@ -236,8 +289,8 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(parts)
 
 
-_HTTP_TYPES = {400: "invalid_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-               413: "too_large", 415: "unsupported_media_type"}
+_HTTP_TYPES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+               405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
 
 
 def _install_errors(app: FastAPI) -> None:
@@ -266,23 +319,27 @@ def _install_errors(app: FastAPI) -> None:
 
 
 class TokenAuth:
-    """Requires ``Authorization: Bearer <token>`` when a token is set (compared in constant time)."""
+    """Requires ``Authorization: Bearer <token>`` when tokens are set, and hands the route the
+    token's :class:`~ui.desks.Grant` (``request.state.grant``); compared in constant time."""
 
-    def __init__(self, app: Any, token: str = "") -> None:
+    def __init__(self, app: Any, tokens: Tokens) -> None:
         self.app = app
-        self.token = token.encode()
+        self.tokens = tokens
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not self.token or _is_open(scope.get("path", "")):
+        if scope["type"] != "http" or not self.tokens or _is_open(scope.get("path", "")):
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization", b"")
         scheme, _, value = header.partition(b" ")
-        if scheme.lower() == b"bearer" and hmac.compare_digest(value.strip(), self.token):
+        grant = self.tokens.grant(value.strip()) if scheme.lower() == b"bearer" else None
+        if grant is not None:
+            scope.setdefault("state", {})["grant"] = grant
             await self.app(scope, receive, send)
             return
         response = JSONResponse(error_body("missing or wrong API token: send the header 'Authorization: Bearer "
-                                           "<token>' with the token set in KABAR_API_TOKEN", "unauthorized"),
+                                           "<token>' with a token of KABAR_API_TOKEN or KABAR_API_TOKENS",
+                                           "unauthorized"),
                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
         await response(scope, receive, send)
 

@@ -50,7 +50,8 @@ _STATUS: list[tuple[type[BaseException], int, str]] = [
 
 
 def error_body(message: str, type_: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_}}
+    """The error object, in the OpenAI API's shape (``param`` and ``code`` are there, unused)."""
+    return {"error": {"message": message, "type": type_, "param": None, "code": type_}}
 
 
 def error_status(exc: BaseException) -> tuple[int, str]:

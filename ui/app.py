@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 
@@ -26,6 +26,7 @@ from rag.assistant import Assistant
 from rag.errors import ConfigError
 from rag.settings import ENV, Settings
 from ui import render
+from ui.desks import login_check, parse_users
 from ui.handlers import Handlers
 
 log = logging.getLogger("kabar.ui")
@@ -71,11 +72,13 @@ _SOURCES_CSS = """
 
 def build_app(assistant: Assistant) -> gr.Blocks:
     """The chat page over ``assistant``; returns without launching or starting anything."""
-    h = Handlers(assistant)
     s = assistant.settings
+    h = Handlers(assistant, parse_users(s.ui_users) if s.ui_users.strip() else None)
     with gr.Blocks(title="Kabar", analytics_enabled=False) as app:
         gr.Markdown("## Kabar\nAsk about the news articles in the collection, in English or Indonesian. "
                     "Answers cite their sources as [1], [2], …")
+        desk = gr.Dropdown(label="Desk", choices=[], value=None, visible=False, elem_id="kabar-desk",
+                           info="the archive this page asks, lists and adds to")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 with gr.Row(equal_height=False):
@@ -117,7 +120,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         # Chat: show the question at once (no queue), stream the answer (queued, a few at a time).
         asked = gr.on([question.submit, ask.click], h.add_question, [question, chatbot], [question, chatbot, ask],
                       queue=False, show_progress="hidden", api_visibility="private")
-        answering = asked.then(h.answer, [chatbot, top_k, temperature], [chatbot, sources],
+        answering = asked.then(h.answer, [chatbot, top_k, temperature, desk], [chatbot, sources],
                                concurrency_limit=ANSWER_CONCURRENCY, concurrency_id="answer",
                                show_progress="minimal", show_progress_on=[chatbot], api_name="answer")
         answering.then(h.ready, None, [question, ask], queue=False, show_progress="hidden", api_visibility="private")
@@ -129,13 +132,17 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
         # Documents and settings.
         doc_outputs = [doc_status, table, picked]
-        upload.upload(h.upload, [upload], [*doc_outputs, upload], concurrency_limit=1, concurrency_id="ingest",
-                      show_progress_on=[doc_status], api_name="upload")
-        delete.click(h.delete, [picked], doc_outputs, concurrency_limit=1, concurrency_id="ingest",
+        upload.upload(h.upload, [upload, desk], [*doc_outputs, upload], concurrency_limit=1,
+                      concurrency_id="ingest", show_progress_on=[doc_status], api_name="upload")
+        delete.click(h.delete, [picked, desk], doc_outputs, concurrency_limit=1, concurrency_id="ingest",
                      api_name="delete")
-        refresh.click(h.show_documents, None, doc_outputs, concurrency_limit=None, api_visibility="private")
-        app.load(h.show_documents, None, doc_outputs, concurrency_limit=None, api_visibility="private")
-        app.load(h.models, None, [models], concurrency_limit=None, api_visibility="private")
+        refresh.click(h.show_documents, [desk], doc_outputs, concurrency_limit=None, api_visibility="private")
+        # The login's desks first; the table and the models then follow the chosen one.
+        loaded = app.load(h.desks, None, [desk], queue=False, api_visibility="private")
+        loaded.then(h.show_documents, [desk], doc_outputs, concurrency_limit=None, api_visibility="private")
+        loaded.then(h.models, [desk], [models], concurrency_limit=None, api_visibility="private")
+        desk.change(h.show_documents, [desk], doc_outputs, concurrency_limit=None, api_visibility="private")
+        desk.change(h.clear, None, [chatbot, sources, question, ask], queue=False, api_visibility="private")
     app.queue(default_concurrency_limit=1)
     app.kabar_handlers = h  # type: ignore[attr-defined]  # for serve(): warm-up, upload limit
     return app
@@ -152,12 +159,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_auth(host: str, settings: Settings) -> tuple[str, str] | None:
-    """The (user, password) the app must require, or None on loopback without them.
+def check_auth(host: str, settings: Settings) -> tuple[str, str] | Callable[[str, str], bool] | None:
+    """The (user, password) the app must require, or None on loopback without them; with
+    ``KABAR_UI_USERS``, a check of its logins (each with its desks: :mod:`ui.desks`).
 
     Bound to any other address (the LAN, ``0.0.0.0``) the app is reachable by others, so
-    both settings are required; set on loopback too, they are used there as well.
+    a login is required; set on loopback too, it is used there as well.
     """
+    if settings.ui_users.strip():
+        return login_check(parse_users(settings.ui_users))
     user, password = settings.ui_user, settings.ui_password
     if user and password:
         return user, password
@@ -166,7 +176,7 @@ def check_auth(host: str, settings: Settings) -> tuple[str, str] | None:
         raise ConfigError(f"{missing} is not set; set both {USER_ENV} and {PASSWORD_ENV}, or neither (loopback only)")
     if not is_loopback(host):
         raise ConfigError(
-            f"refusing to serve on {host} without a login: set {USER_ENV} and {PASSWORD_ENV}, "
+            f"refusing to serve on {host} without a login: set {USER_ENV} and {PASSWORD_ENV} (or KABAR_UI_USERS), "
             "or bind to 127.0.0.1 (the default)"
         )
     return None

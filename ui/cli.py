@@ -1,4 +1,5 @@
-"""``kabar ui`` (the chat page) and ``kabar serve`` (the HTTP API, with the chat page at /ui).
+"""``kabar ui`` (the chat page), ``kabar serve`` (the HTTP API, the chat page at /ui, MCP at
+/mcp) and ``kabar mcp`` (Kabar's MCP tools on stdio, for a desktop assistant).
 
 Registered by :mod:`ui.main` without importing Gradio. Both bind to 127.0.0.1 unless told
 otherwise; any other address needs KABAR_UI_USER and KABAR_UI_PASSWORD for the page and
@@ -29,6 +30,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-ui", action="store_true", help="the API only, without the chat page at /ui")
     p.add_argument("--no-warm-up", action="store_true", help="start the LLM on the first question, not at start")
     p.set_defaults(func=cmd_serve)
+
+    p = subparsers.add_parser("mcp", help="serve Kabar's tools over MCP on stdin/stdout, for a desktop assistant")
+    p.set_defaults(func=cmd_mcp)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
@@ -86,3 +90,17 @@ def _warm(kabar: Any) -> None:
         kabar.warm_up()
     except Exception as e:  # the first question reports it
         print(f"kabar: could not start the LLM ahead of the first question: {e}", file=sys.stderr, flush=True)
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    """MCP over stdio: stdout carries the protocol, so everything else goes to stderr."""
+    from rag.assistant import Assistant
+    from rag.settings import Settings
+    from ui.mcp_server import build_mcp
+
+    settings = Settings.from_args(args)
+    with Assistant(settings) as kabar:
+        print(f"Kabar MCP on stdio over {settings.collection!r}; LLM: {kabar.describe_llm()}", file=sys.stderr,
+              flush=True)
+        build_mcp(kabar).run("stdio")
+    return 0

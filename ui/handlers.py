@@ -22,6 +22,7 @@ from rag.assistant import Assistant, Prepared
 from rag.errors import KabarError
 from rag.types import Answer
 from ui import render
+from ui.desks import DeskDenied, Grant, desk_assistant
 
 log = logging.getLogger("kabar.ui")
 
@@ -37,10 +38,38 @@ def _problem(e: Exception) -> str:
 
 
 class Handlers:
-    """The handlers of one app, bound to its assistant (shared by every browser session)."""
+    """The handlers of one app, bound to its assistant (shared by every browser session).
 
-    def __init__(self, assistant: Assistant) -> None:
+    ``users`` (``KABAR_UI_USERS``, :mod:`ui.desks`): each login's desks; the page's desk
+    picker names one of them, and every handler works on that desk only (reading, or
+    writing where the login may). Without it the page works on the default collection.
+    """
+
+    def __init__(self, assistant: Assistant, users: dict[str, tuple[str, Grant]] | None = None) -> None:
         self.assistant = assistant
+        self.users = users or {}
+
+    def grant(self, request: gr.Request | None) -> Grant:
+        """What the session's login may use."""
+        if self.users:
+            entry = self.users.get(getattr(request, "username", None) or "")
+            if entry is None:
+                raise DeskDenied(404, "this login has no desk")
+            return entry[1]
+        name = self.assistant.settings.collection
+        return Grant("page", (name,), (name,))
+
+    def desk(self, desk: str | None, request: gr.Request | None, write: bool = False) -> Assistant:
+        """The assistant of the session's chosen desk, or DeskDenied."""
+        return desk_assistant(self.assistant, self.grant(request), desk or "", write)
+
+    def desks(self, request: gr.Request) -> Any:
+        """The desk picker for this login: its desks, the first chosen, hidden when there is one."""
+        try:
+            read = list(self.grant(request).read)
+        except DeskDenied:
+            read = []
+        return gr.update(choices=read, value=read[0] if read else None, visible=len(read) > 1)
 
     def warm_up(self, llm: bool = True) -> None:
         """Create the assistant's components now (once, whichever session comes first)."""
@@ -59,8 +88,8 @@ class Handlers:
         chat.append(render.status_message(render.QUEUED))
         return gr.update(value="", interactive=False), chat, gr.update(interactive=False)
 
-    def answer(self, chat: Chat | None, top_k: float | None = None,
-               temperature: float | None = None) -> Iterator[tuple[Chat, Any]]:
+    def answer(self, chat: Chat | None, top_k: float | None = None, temperature: float | None = None,
+               desk: str | None = None, request: gr.Request = None) -> Iterator[tuple[Chat, Any]]:
         """Stream the answer to the last question: its sources first, then the text, then the
         sources again with the cited ones marked (panel and chat)."""
         chat = [m for m in chat or [] if not render.is_status(m)]
@@ -82,9 +111,10 @@ class Handlers:
                 options["top_k"] = int(top_k)
             if temperature is not None:
                 options["temperature"] = float(temperature)
-            for item in self.assistant.stream(question, history, **options):
+            target = self.desk(desk, request)
+            for item in target.stream(question, history, **options):
                 if isinstance(item, Prepared):
-                    busy = self.assistant.llm_state()
+                    busy = target.llm_state()
                     title = render.reading_status(len(item.articles), waiting=busy == "busy",
                                                   starting=busy == "starting")
                     status["metadata"] = {"title": title, "status": "pending"}
@@ -120,22 +150,23 @@ class Handlers:
 
     # -- documents -----------------------------------------------------------------------
 
-    def list_documents(self) -> tuple[list[list[Any]], Any]:
+    def list_documents(self, desk: str | None = None, request: gr.Request = None) -> tuple[list[list[Any]], Any]:
         """The documents table and the delete picker's choices."""
-        docs = self.assistant.documents()
+        docs = self.desk(desk, request).documents()
         return render.document_rows(docs), gr.update(choices=render.document_choices(docs), value=None)
 
-    def show_documents(self) -> tuple[str, list[list[Any]], Any]:
+    def show_documents(self, desk: str | None = None, request: gr.Request = None) -> tuple[str, list[list[Any]], Any]:
         """The table on page load (or a message if the store cannot be read)."""
         try:
             self.warm_up(llm=False)
-            rows, picker = self.list_documents()
+            rows, picker = self.list_documents(desk, request)
             return "", rows, picker
         except Exception as e:
             return f"{render.ERROR_MARK} {render.message_escape(_problem(e))}", [], gr.update(choices=[], value=None)
 
-    def upload(self, files: Sequence[str] | str | None,
-               progress: Any = gr.Progress()) -> tuple[str, list[list[Any]], Any, None]:  # noqa: B008
+    def upload(self, files: Sequence[str] | str | None, desk: str | None = None,
+               progress: Any = gr.Progress(), request: gr.Request = None,  # noqa: B008
+               ) -> tuple[str, list[list[Any]], Any, None]:
         """Ingest uploaded files; returns a status message, the new table, and clears the upload box.
 
         The files are kept in ``<data dir>/uploads/`` under their own names: Gradio's temporary
@@ -145,19 +176,27 @@ class Handlers:
         paths = [files] if isinstance(files, str) else list(files or [])
         if not paths:
             return ("Choose one or more files first (.txt, .md, .jsonl, .html, .pdf, a feed or a web archive).",
-                    *self._table_or_empty(), None)
+                    *self._table_or_empty(desk, request), None)
         try:
             self.warm_up(llm=False)
-            kept = self._keep_uploads(paths)
+            target = self.desk(desk, request, write=True)
+            folder = self._upload_folder(target)
+            kept = self._keep_uploads(paths, folder)
             progress((0, None), desc="reading files")
-            report = ingest(kept, self.assistant, progress=_progress_fn(progress))
-            status = _ingest_status(report, self.assistant.settings.data_dir / "uploads")
+            report = ingest(kept, target, progress=_progress_fn(progress))
+            status = _ingest_status(report, folder)
         except Exception as e:
             status = f"{render.ERROR_MARK} **Upload failed:** {render.message_escape(_problem(e))}"
-        return status, *self._table_or_empty(), None
+        return status, *self._table_or_empty(desk, request), None
 
-    def _keep_uploads(self, paths: Sequence[str]) -> list[Path]:
+    def _upload_folder(self, target: Assistant) -> Path:
+        """``uploads/`` for the default collection, ``uploads/desks/<desk>/`` for another desk (as the API)."""
         folder = self.assistant.settings.data_dir / "uploads"
+        if target.settings.collection != self.assistant.settings.collection:
+            folder = folder / "desks" / target.settings.collection
+        return folder
+
+    def _keep_uploads(self, paths: Sequence[str], folder: Path) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
         kept = []
         for raw in paths:
@@ -168,34 +207,36 @@ class Handlers:
             kept.append(dest)
         return kept
 
-    def delete(self, doc_id: str | None) -> tuple[str, list[list[Any]], Any]:
-        """Remove the chosen document from the store."""
+    def delete(self, doc_id: str | None, desk: str | None = None,
+               request: gr.Request = None) -> tuple[str, list[list[Any]], Any]:
+        """Remove the chosen document from the desk's store."""
         if not doc_id:
-            return "Choose a document to delete first.", *self._table_or_empty()
+            return "Choose a document to delete first.", *self._table_or_empty(desk, request)
         try:
-            title = next((d.title for d in self.assistant.documents() if d.doc_id == doc_id), doc_id)
-            removed = self.assistant.delete_document(doc_id)
+            target = self.desk(desk, request, write=True)
+            title = next((d.title for d in target.documents() if d.doc_id == doc_id), doc_id)
+            removed = target.delete_document(doc_id)
             status = (f"Deleted **{render.md_escape(title)}** ({removed} chunks)." if removed else
                       f"{render.ERROR_MARK} {render.md_escape(title)} was not in the store (already deleted?).")
         except Exception as e:
             status = f"{render.ERROR_MARK} **Delete failed:** {render.message_escape(_problem(e))}"
-        return status, *self._table_or_empty()
+        return status, *self._table_or_empty(desk, request)
 
-    def _table_or_empty(self) -> tuple[list[list[Any]], Any]:
+    def _table_or_empty(self, desk: str | None, request: gr.Request | None) -> tuple[list[list[Any]], Any]:
         try:
-            return self.list_documents()
+            return self.list_documents(desk, request)
         except Exception:
             log.exception("cannot list documents")
             return [], gr.update(choices=[], value=None)
 
     # -- settings ------------------------------------------------------------------------
 
-    def models(self) -> str:
+    def models(self, desk: str | None = None, request: gr.Request = None) -> str:
         """Which LLM and embedding model are in use, local or remote, and what is stored."""
         s = self.assistant.settings
         try:
             self.warm_up(llm=False)
-            info = self.assistant.info()
+            info = self.desk(desk, request).info()
         except Exception as e:
             info = {"llm": self.assistant.describe_llm(), "embedding_model": s.embed_model,
                     "store": f"unavailable: {_problem(e)}", "collection": s.collection}

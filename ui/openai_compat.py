@@ -1,7 +1,8 @@
 """Kabar as an OpenAI-compatible chat model: ``POST /v1/chat/completions`` and ``GET /v1/models``.
 
 Any chat client that speaks the OpenAI API can point its base URL at ``kabar serve`` and
-talk to Kabar as a model (any ``model`` name is accepted). The last user message is the
+talk to Kabar as a model (any ``model`` name is accepted; ``kabar/<desk>`` asks that desk, and
+``GET /v1/models`` lists the token's desks so). The last user message is the
 question; earlier user and assistant messages are the conversation (system messages are
 ignored: Kabar's own prompt decides how it answers). The answer text keeps its ``[n]``
 markers, and since a chat client shows only the text, a short footnote lists the cited
@@ -9,10 +10,10 @@ articles ("Sources: [1] Title — URL"); the footnote is removed again from assi
 messages that come back as history. The citations and sources are also structured data in
 an extra ``kabar`` field: on the response, or on the last chunk of a stream.
 
-A stream sends the model's words as they come; Kabar checks the answer only when it is
-complete, so when the final text differs (a repaired citation, an answer declined as not
-grounded in the articles) the stream ends with that final text after a line
-``Kabar's checked answer:``. Does not support tools, images or ``n`` > 1.
+A stream sends the answer as :meth:`Assistant.stream` checks it (sentence by sentence);
+when the final text still differs (an answer a gate over the whole of it declined) the stream
+ends with that final text after a line ``Kabar's checked answer:``. Does not support tools,
+images or ``n`` > 1.
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag.assistant import Assistant, Prepared
 from rag.types import Answer, display_title, source_articles
 from ui.api_json import answer_json, article_json, error_body, error_message, error_status
+from ui.desks import Grant
 
 MODEL_ID = "kabar"
 FOOTNOTE = "\n\nSources:\n"
@@ -68,16 +70,26 @@ class ChatCompletionIn(BaseModel):
     stream_options: StreamOptions | None = None
 
 
-def add_openai_routes(app: FastAPI, assistant: Assistant) -> None:
-    """Register ``/v1/models`` and ``/v1/chat/completions`` on ``app``."""
+def add_openai_routes(app: FastAPI, desk_of: Callable[..., Assistant], grant_of: Callable[[Request], Grant]) -> None:
+    """Register ``/v1/models`` and ``/v1/chat/completions`` on ``app``.
 
-    @app.get("/v1/models", summary="OpenAI-compatible: the model Kabar answers as (any name is accepted)")
-    def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "kabar"}]}
+    ``desk_of(request, desk)`` is the assistant of the desk a request may use and
+    ``grant_of(request)`` what its token may read (:mod:`ui.desks`): model ``kabar/<desk>``
+    names a desk, any other name the request's own (``?desk=``, X-Kabar-Desk, the token's first).
+    """
+
+    @app.get("/v1/models", summary="OpenAI-compatible: the model Kabar answers as, and one per desk the token reads")
+    def models(request: Request) -> dict[str, Any]:
+        grant = grant_of(request)
+        names = [MODEL_ID] + ([] if grant.everything else [f"{MODEL_ID}/{d}" for d in grant.read])
+        return {"object": "list", "data": [{"id": n, "object": "model", "created": 0, "owned_by": "kabar"}
+                                           for n in names]}
 
     @app.post("/v1/chat/completions", summary="OpenAI-compatible chat: the answer with [n] citations",
               responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}})
-    def chat_completions(body: ChatCompletionIn) -> Any:
+    def chat_completions(request: Request, body: ChatCompletionIn) -> Any:
+        desk = body.model.split("/", 1)[1] if body.model.startswith(MODEL_ID + "/") else ""
+        assistant = desk_of(request, desk)
         question, history = split_messages(body.messages)
         options: dict[str, Any] = {}
         if body.temperature is not None:

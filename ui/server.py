@@ -17,13 +17,19 @@ from rag.assistant import Assistant
 from rag.errors import ConfigError
 from rag.settings import ENV, Settings
 from ui.app import check_auth, is_loopback
+from ui.desks import parse_tokens
 
 TOKEN_ENV = ENV["api_token"]
 UI_PATH = "/ui"
 
 
 def check_token(host: str, settings: Settings) -> str:
-    """The token the API must require ("" on loopback without one)."""
+    """The single token the API must require ("" on loopback without one, or when
+    ``KABAR_API_TOKENS`` gives the tokens and their desks, checked here)."""
+    if settings.api_tokens.strip():
+        parse_tokens(settings.api_tokens)  # a broken tokens file stops the start, not the first request
+        if not settings.api_token:
+            return ""
     if settings.api_token:
         if len(settings.api_token) < 16:
             raise ConfigError(f"{TOKEN_ENV} is too short to guess-proof: use 16 characters or more, "
