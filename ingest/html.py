@@ -8,9 +8,10 @@ Main text and metadata come from trafilatura (comments excluded; dates by htmlda
 trafilatura calls with ``original_date``, kept as the page states them by
 :func:`ingest.published.page_published`). What trafilatura keeps is then trimmed of the
 boilerplate it lets through on news pages, each rule measured on the html-news pages
-(docs/INGEST.md): related-article pointers ("Read more:", "Baca juga:"), photo captions
-and credits, newsletter and letters-to-the-editor boxes, and a "More on X:" heading whose
-link list was dropped. A lead paragraph (standfirst) that trafilatura skipped is put back
+(docs/INGEST.md): related-article pointers ("Read more:", "Baca juga:"), a related
+headline set alone as a link between paragraphs, a share bar's words ("Bagikan artikel ini"),
+photo captions and credits, newsletter and letters-to-the-editor boxes, and a "More on X:"
+heading whose link list was dropped. A lead paragraph (standfirst) that trafilatura skipped is put back
 when the page's description is visible in the page. Language comes from the page's
 ``<html lang>`` (then ``og:locale``), else :func:`rag.lang.detect_lang`.
 
@@ -56,6 +57,15 @@ _PROMO = re.compile(
     r"\b.{0,40}?\b(?:our|now|today|here|free|inbox|email|kami|sekarang|gratis|unser\w*|nuestr\w*))",
     re.IGNORECASE)
 PROMO_MAX = 250  # a longer paragraph that mentions a newsletter is reporting, not promoting
+# A share bar's words left as a line: "Bagikan artikel ini", "Share this article: X LinkedIn".
+_SHARE = re.compile(
+    r"^\s*(?:bagikan|share|teilen|partager|compartir|compartilhe)(?:\s+(?:this|the|artikel|berita|ini|article|"
+    r"story|post|on|via|ke|lewat|dieses|den|artikel|cet|article|este|artículo))*\s*[:：]?"
+    r"(?:\s*(?:facebook|twitter|x|whatsapp|linkedin|e-?mail|telegram|line|reddit|pinterest|copy link|salin tautan)"
+    r"\s*[,|/·]?)*\s*$", re.IGNORECASE)
+SHARE_MAX = 100
+# A headline alone as a link between paragraphs: a related story, not the article's text.
+LINK_LINE_MIN, LINK_LINE_MAX = 15, 160
 CAPTION_MAX = 300
 
 
@@ -134,12 +144,15 @@ def _norm(text: str) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
-def _boilerplate(kind: str, text: str, next_kind: str) -> bool:
-    """Whether one element of trafilatura's output is boilerplate by the rules above."""
+def _boilerplate(kind: str, text: str, next_kind: str, link_lines: frozenset[str] = frozenset()) -> bool:
+    """Whether one element of trafilatura's output is boilerplate by the rules above
+    (``link_lines``: the page's lines that are a link and nothing else, see :func:`_link_lines`)."""
     text = text.strip()
     if not text:
         return False
-    if _POINTER.match(text):
+    if _POINTER.match(text) or _norm(text) in link_lines:
+        return True
+    if len(text) <= SHARE_MAX and _SHARE.match(text):
         return True
     if len(text) <= CAPTION_MAX and _CAPTION.search(text):
         return True
@@ -149,16 +162,37 @@ def _boilerplate(kind: str, text: str, next_kind: str) -> bool:
     return kind == "head" and text.endswith(":") and next_kind != "list"
 
 
-def _trim(body) -> None:  # type: ignore[no-untyped-def]
+def _trim(body, link_lines: frozenset[str] = frozenset()) -> None:  # type: ignore[no-untyped-def]
     """Remove boilerplate elements from trafilatura's ``body`` tree, in place."""
     children = list(body)
     for i, el in enumerate(children):
         nxt = children[i + 1].tag if i + 1 < len(children) else ""
-        if _boilerplate(str(el.tag), "".join(el.itertext()), str(nxt)):
+        if _boilerplate(str(el.tag), "".join(el.itertext()), str(nxt), link_lines):
             tail = el.tail
             body.remove(el)
             if tail and tail.strip():  # text after the element belongs to the body, keep it
                 body.text = (body.text or "") + tail
+
+
+def _link_lines(html: str) -> frozenset[str]:
+    """The page's paragraphs and list items whose whole text is one link's, headline-long and
+    not a sentence ("Harga emas hari ini naik tipis"): related stories set between paragraphs."""
+    import lxml.html
+
+    try:
+        tree = lxml.html.document_fromstring(html)
+    except Exception:
+        return frozenset()
+    lines = set()
+    for el in tree.iter("p", "li"):
+        links = el.findall(".//a")
+        if len(links) != 1:
+            continue
+        text = _norm(el.text_content())
+        if (LINK_LINE_MIN <= len(text) <= LINK_LINE_MAX and _norm(links[0].text_content()) == text
+                and not text.endswith((".", "!", "?", "\"", "”"))):
+            lines.add(text)
+    return frozenset(lines)
 
 
 def _visible_text(html: str) -> str:
@@ -217,7 +251,7 @@ def html_document(data: bytes, where: str, doc_id: str, *, url: str = "", charse
         raise InputError(where, f"cannot be parsed as HTML ({type(e).__name__}: {e})") from None
     if extracted is None or extracted.body is None:
         raise InputError(where, "has no article text (only navigation, a cookie or login page, or script-built)")
-    _trim(extracted.body)
+    _trim(extracted.body, _link_lines(html))
     text = clean_text(_with_lead(xmltotxt(extracted.body, include_formatting=False) or "",
                                  extracted.description or "", html))
     if len(text) < MIN_TEXT:
