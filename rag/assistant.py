@@ -52,7 +52,8 @@ from rag.search.when import TimeQuery, read_time
 from rag.settings import Settings
 from rag.store import ChromaStore, DocumentInfo
 from rag.text import question_terms
-from rag.types import Answer, Filters, Hit, Retrieval, SourceArticle, Timings, Usage, source_articles
+from rag.timeline import Timeline, TimelineEvent, timeline_events
+from rag.types import Answer, Chunk, Filters, Hit, Retrieval, SourceArticle, Timings, Usage, source_articles
 
 
 @dataclass
@@ -252,6 +253,44 @@ class Assistant:
         if not first:
             return first
         return read_time(question, self.as_of, self.store.newest_day())
+
+    def timeline(self, topic: str, since: str = "", until: str = "", limit: int = 20,
+                 filters: Filters | None = None) -> Iterator[TimelineEvent | Timeline]:
+        """The story of ``topic`` in date order (:mod:`rag.timeline`): each :class:`TimelineEvent`
+        as it is ready, oldest first, then the whole :class:`Timeline`.
+
+        ``since``/``until`` (``YYYY-MM-DD``, inclusive) bound the articles' dates, as do dates the
+        topic names ("Alibaba cloud in December 2023"); ``limit``: the most relevant articles kept.
+        """
+        started = time.perf_counter()
+        topic = " ".join(topic.split())[:500]
+        if not topic:
+            raise ValueError("a timeline needs a topic, e.g. 'Alibaba cloud'")
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1. Currently, limit is {limit}.")
+        base = filters or Filters()
+        # A period the topic names ("Alibaba cloud in December 2023") bounds the timeline, unless
+        # the caller gave bounds; its words then say nothing of what the articles are about.
+        when = self.read_time(topic)
+        about = topic
+        for said in when.said if (when.since or when.until) else ():
+            about = about.replace(said, " ")
+        bounded = Filters(sources=list(base.sources), doc_ids=list(base.doc_ids),
+                          since=since or base.since or (str(when.since) if when.since else ""),
+                          until=until or base.until or (str(when.until) if when.until else ""))
+        found = self.search(topic, max(3 * limit, 40), bounded)
+        if not found.hits and self.store.count() == 0:
+            raise EmptyCollectionError(f"collection {self.settings.collection!r} is empty: ingest articles first, "
+                                       "e.g. `kabar ingest examples/articles`")
+        weights = term_weights(topic, found.doc_counts, found.total, found.lang)
+        def lead(doc_id: str) -> Chunk | None:
+            chunks = self.store.get_chunks(doc_id)
+            return min(chunks, key=lambda c: c.position) if chunks else None
+
+        events, undated = timeline_events(about, found.hits, weights, limit, lead)
+        yield from events
+        window = _window(bounded)
+        yield Timeline(topic, events, window, undated, time.perf_counter() - started)
 
     def term_weights(self, question: str) -> dict[str, float] | None:
         """The question's terms weighed by their rarity in the collection (the coverage gate's weights)."""
@@ -472,3 +511,12 @@ class Assistant:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _window(filters: Filters) -> str:
+    """The date bounds given to a timeline, as :meth:`TimeQuery.describe` words them."""
+    if filters.since and filters.until:
+        return f"articles from {filters.since} to {filters.until}"
+    if filters.since:
+        return f"articles from {filters.since} on"
+    return f"articles up to {filters.until}" if filters.until else ""

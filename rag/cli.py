@@ -1,4 +1,4 @@
-"""The library's subcommands of ``kabar``: ask, docs, delete, info, doctor, serve-llm.
+"""The library's subcommands of ``kabar``: ask, timeline, docs, delete, info, doctor, serve-llm.
 
 Every command goes through the Python API. :func:`register` adds them to the parser that
 :mod:`ui.main` (the ``kabar`` command itself) builds, beside those of ingest/, eval/ and ui/;
@@ -167,6 +167,40 @@ def cmd_serve_llm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from rag.assistant import Assistant
+    from rag.timeline import Timeline, TimelineEvent
+    from rag.types import Filters
+
+    filters = Filters(sources=args.source or [], since=args.since or "", until=args.until or "")
+    events: list[TimelineEvent] = []
+    with Assistant(Settings.from_args(args), as_of=args.as_of) as kabar:
+        for item in kabar.timeline(args.topic, limit=args.limit, filters=filters):
+            if isinstance(item, Timeline):
+                if args.json:
+                    print(json.dumps(asdict(item), ensure_ascii=False, indent=2))
+                    return 0
+                _print_timeline_end(item)
+            elif not args.json:
+                events.append(item)
+                print(item.text(), flush=True)
+    return 0
+
+
+def _print_timeline_end(timeline: Any) -> None:
+    if not timeline.events:
+        print(f"No dated article is about {timeline.topic!r}" + (f" ({timeline.window})" if timeline.window else "")
+              + ".")
+    else:
+        first, last = timeline.events[0].day, timeline.events[-1].day
+        print(f"\n{len(timeline.events)} event(s), {first} to {last}" + (f"; {timeline.window}" if timeline.window
+                                                                         else ""))
+        for event in timeline.events:
+            print(f"  [{event.number}] {event.title} — {', '.join(event.urls) or ', '.join(event.outlets)}")
+    if timeline.undated:
+        print(f"  ({timeline.undated} article(s) about it have no date and are left out)")
+
+
 def register(sub: Any) -> None:
     """Add the library's own subcommands to the ``kabar`` command's subparsers (see :mod:`ui.main`)."""
     p = sub.add_parser("ask", help="ask a question; streams the answer, then lists the sources")
@@ -180,6 +214,17 @@ def register(sub: Any) -> None:
                    help="read 'last week', 'kemarin', 'this year' as if asked on YYYY-MM-DD (default: today)")
     p.add_argument("--until", help="only articles published on or before YYYY-MM-DD")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("timeline", help="a story's articles in date order, one cited line each")
+    p.add_argument("topic")
+    p.add_argument("--since", type=_iso_date, help="only articles published on or after YYYY-MM-DD")
+    p.add_argument("--until", type=_iso_date, help="only articles published on or before YYYY-MM-DD")
+    p.add_argument("--source", action="append", help="only articles from this source (repeatable)")
+    p.add_argument("--limit", type=int, default=20, help="the most relevant articles to place (default 20)")
+    p.add_argument("--as-of", type=_iso_date, default=None,
+                   help="read 'last month', 'tahun ini' in the topic as if asked on YYYY-MM-DD (default: today)")
+    p.add_argument("--json", action="store_true", help="print the whole Timeline as JSON")
+    p.set_defaults(func=cmd_timeline)
 
     p = sub.add_parser("docs", help="list the ingested documents")
     p.set_defaults(func=cmd_docs)

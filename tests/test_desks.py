@@ -93,6 +93,7 @@ def test_every_route_refuses_another_desk_without_leaking(desks: TestClient) -> 
                    headers=h),
         desks.post("/v1/chat/completions", json={"model": "kabar/economy", "messages": [
             {"role": "user", "content": "Bank Nusantara profit"}]}, headers=h),
+        desks.post("/v1/timeline?desk=economy", json={"topic": "Bank Nusantara"}, headers=h),
         desks.post("/v1/ask?desk=nonexistent", json={"question": "x", "stream": False}, headers=h),
     ]
     for r in tries:

@@ -41,7 +41,7 @@ SPORTS = "sports-desk-token-0123456789abcd"
 TOKENS = [{"token": WRITER, "name": "economy writer", "read": ["economy"], "write": ["economy"]},
           {"token": READER, "name": "economy reader", "read": ["economy"]},
           {"token": SPORTS, "name": "sports", "read": ["sports"], "write": ["sports"]}]
-TOOLS = {"ask", "search", "list_documents", "ingest_url"}
+TOOLS = {"ask", "search", "timeline", "list_documents", "ingest_url"}
 
 
 def free_port() -> int:
@@ -89,10 +89,11 @@ def text_of(result: Any) -> str:
 
 
 def test_mcp_over_http_asks_searches_and_lists_with_the_token(served: str) -> None:
-    tools, answer, found, docs = over_http(served, READER, ("tools", {}),
-                                           ("ask", {"question": "who leads hybrid cloud?"}),
-                                           ("search", {"question": "hybrid cloud", "top_k": 3}),
-                                           ("list_documents", {}))
+    tools, answer, found, docs, story = over_http(served, READER, ("tools", {}),
+                                                  ("ask", {"question": "who leads hybrid cloud?"}),
+                                                  ("search", {"question": "hybrid cloud", "top_k": 3}),
+                                                  ("list_documents", {}),
+                                                  ("timeline", {"topic": "Alibaba cloud", "since": "2023-01-01"}))
     assert tools == TOOLS
     assert not answer.is_error, text_of(answer)
     body = answer.structured_content
@@ -101,6 +102,10 @@ def test_mcp_over_http_asks_searches_and_lists_with_the_token(served: str) -> No
     assert not found.is_error and 1 <= len(found.structured_content["passages"]) <= 3
     assert [d["title"] for d in docs.structured_content["documents"]] == \
         [ALIBABA.read_text(encoding="utf-8").splitlines()[0]]
+    assert not story.is_error, text_of(story)
+    events = story.structured_content["events"]
+    assert len(events) == 1 and events[0]["published"].startswith("2023-12") and events[0]["number"] == 1
+    assert story.structured_content["window"] == "articles from 2023-01-01 on"
 
 
 def test_mcp_keeps_desks_apart_and_reading_from_writing(served: str, httpserver: HTTPServer) -> None:

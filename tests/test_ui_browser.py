@@ -278,3 +278,22 @@ def upload_an_article_then_ask_about_it(served: str, page: Any, tmp_path: Path) 
     assert "Ratna Widjaja" in page.evaluate(BOT_TEXT)
     assert NEW_TITLE in panel
     page.screenshot(path=str(ARTIFACTS / "ui-upload-answer.png"), full_page=True)
+
+
+def test_timeline_tab_lists_a_story_in_date_order(served: str, page: Any) -> None:
+    with screenshot_on_failure(page, "timeline"):
+        with step("open the timeline tab"):
+            open_page(page, served)
+            page.get_by_role("tab", name="Timeline").click()
+        with step("ask for a story's timeline"):
+            page.fill("#kabar-timeline-topic textarea, #kabar-timeline-topic input", "Telkom pusat data")
+            page.click("#kabar-timeline-go")
+            page.wait_for_function(shows("#kabar-timeline .kabar-timeline-status", "event(s)"), timeout=120_000)
+        dates = page.locator("#kabar-timeline .kabar-event-date").all_inner_texts()
+        assert dates and dates == sorted(dates), dates
+        assert "2023-12-05" in dates
+        events = page.locator("#kabar-timeline .kabar-event").all_inner_texts()
+        telkom = events[dates.index("2023-12-05")]
+        assert "Telkom Siapkan Pemisahan Bisnis Pusat Data" in telkom and "[" in telkom
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "ui-timeline.png"), full_page=True)

@@ -11,6 +11,7 @@ Endpoints (the schema is at ``/openapi.json``, a reader at ``/docs``):
   ``delta`` (text as generated), ``answer`` (text, citations, refusal, timings); an
   ``error`` event if the model fails mid-answer. ``"stream": false`` returns one JSON answer.
 - ``POST /v1/retrieve``: the passages a question finds, without asking the model.
+- ``POST /v1/timeline``: a story's articles in date order, streamed (``event``..., ``timeline``).
 - ``POST /v1/ingest`` (URLs, JSON) and ``POST /v1/ingest/files`` (multipart upload).
 - ``GET /v1/documents``, ``DELETE /v1/documents/{doc_id}``; ``GET /health``.
 - ``POST /v1/chat/completions`` and ``GET /v1/models``: OpenAI-compatible (:mod:`ui.openai_compat`).
@@ -29,9 +30,11 @@ log). Does not serve the chat page itself: :func:`ui.server.server_app` mounts i
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, Literal
 
@@ -44,6 +47,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ingest import ingest
 from rag.assistant import Assistant, Prepared
 from rag.errors import KabarError
+from rag.timeline import Timeline
 from rag.types import Answer, Filters
 from ui.api_json import (
     answer_json,
@@ -56,6 +60,7 @@ from ui.api_json import (
     report_json,
     sources_json,
     sse,
+    timeline_json,
 )
 from ui.desks import DESK_HEADER, DeskDenied, Grant, Tokens, desk_assistant, open_grant
 
@@ -103,6 +108,15 @@ class AskIn(RetrieveIn):
                                      description="the conversation so far, oldest first")
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     stream: bool = Field(True, description="server-sent events (sources, delta..., answer); false: one JSON answer")
+
+
+class TimelineIn(_Body):
+    topic: str = Field(min_length=1, max_length=500, description="what the story is about, e.g. 'Alibaba cloud'")
+    since: str = Field("", pattern=r"^(\d{4}-\d{2}-\d{2})?$")
+    until: str = Field("", pattern=r"^(\d{4}-\d{2}-\d{2})?$")
+    sources: list[str] = Field(default_factory=list, max_length=100)
+    limit: int = Field(20, ge=1, le=100, description="the most relevant articles to place")
+    stream: bool = Field(True, description="server-sent events (event..., timeline); false: one JSON timeline")
 
 
 class IngestUrlsIn(_Body):
@@ -187,6 +201,22 @@ def build_api(assistant: Assistant, *, token: str | None = None, max_body_bytes:
         return StreamingResponse(_ask_events(first, stream), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
+    @app.post("/v1/timeline", summary="A story's articles in date order, one cited line each: server-sent "
+                                      "events (event..., timeline) or one JSON timeline",
+              responses={200: {"content": {"text/event-stream": {}, "application/json": {}}}})
+    def timeline(request: Request, body: TimelineIn, desk: str = DESK) -> Any:
+        if not body.topic.strip():
+            raise ValueError("a timeline needs a topic, e.g. 'Alibaba cloud'")
+        items = desk_of(request, desk).timeline(body.topic, limit=body.limit,
+                                                filters=Filters(sources=list(body.sources), since=body.since,
+                                                                until=body.until))
+        first = next(items)  # the search happens here: its errors get their own HTTP status
+        if not body.stream:
+            *_, whole = [first, *items]
+            return timeline_json(whole)
+        return StreamingResponse(_timeline_events(first, items), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
     @app.post("/v1/ingest", summary="Ingest articles from http(s) URLs (pages, feeds, PDFs)")
     def ingest_urls(request: Request, body: IngestUrlsIn, desk: str = DESK) -> dict[str, Any]:
         target = desk_of(request, desk, write=True)
@@ -261,6 +291,16 @@ def _ask_events(first: Any, stream: Iterator[Any]) -> Iterator[str]:
         close = getattr(stream, "close", None)
         if close:
             close()
+
+
+def _timeline_events(first: Any, items: Iterator[Any]) -> Iterator[str]:
+    """The timeline's SSE body: an ``event`` per line as it is ready, then the ``timeline``."""
+    try:
+        for item in itertools.chain([first], items):
+            yield sse("timeline", timeline_json(item)) if isinstance(item, Timeline) else sse("event", asdict(item))
+    except Exception as e:  # the status is sent already: say it in the stream
+        status, kind = error_status(e)
+        yield sse("error", error_body(error_message(e, status), kind))
 
 
 def _keep_upload(upload: UploadFile, folder: Path) -> Path:

@@ -144,3 +144,8 @@ def report_json(report: Any, strip_prefix: str = "") -> dict[str, Any]:
         "chunks_written": report.chunks_written, "chunks_removed": report.chunks_removed,
         "seconds": report.seconds, "summary": report.summary().replace(strip_prefix, ""),
     }
+
+
+def timeline_json(timeline: Any) -> dict[str, Any]:
+    """A :class:`rag.timeline.Timeline`: its events (date, outlets, line, number) and what was left out."""
+    return asdict(timeline)

@@ -6,8 +6,9 @@
     url = serve(app, host="127.0.0.1")    # serves in the background
     app.block_thread()                    # until Ctrl-C
 
-Three tabs: Chat (streamed answers, their numbered sources, examples), Documents (upload,
-table, delete) and Settings (top-k, temperature, the models in use). The page holds each
+Four tabs: Chat (streamed answers, their numbered sources, examples), Timeline (a story's
+articles in date order), Documents (upload, table, delete) and Settings (top-k, temperature,
+the models in use). The page holds each
 browser session's state (the chat, the sliders); everything it does goes through the
 :class:`~rag.assistant.Assistant` in :mod:`ui.handlers`. Bound to a non-loopback address the
 app requires a user and password (:func:`check_auth`). Gradio's analytics are off.
@@ -67,6 +68,9 @@ _SOURCES_CSS = """
   font-style: italic; }
 .kabar-support-mark { background: var(--color-accent-soft); color: inherit; }
 .kabar-timing { font-size: 0.85em; margin-top: 0.3em; }
+.kabar-events { padding-left: 1.6em; }
+.kabar-event { margin-bottom: 0.6em; }
+.kabar-event-date { font-weight: 700; font-variant-numeric: tabular-nums; }
 """
 
 
@@ -97,6 +101,17 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     with gr.Column(scale=2):
                         sources = gr.HTML(render.EMPTY_SOURCES, css_template=_SOURCES_CSS, js_on_load=None,
                                           elem_id="kabar-sources", max_height=760, padding=True)
+            with gr.Tab("Timeline", id="timeline"):
+                with gr.Row(equal_height=True):
+                    tl_topic = gr.Textbox(label="Topic", placeholder="e.g. Alibaba cloud", scale=4,
+                                          elem_id="kabar-timeline-topic", max_lines=1)
+                    tl_since = gr.Textbox(label="Since", placeholder="YYYY-MM-DD", scale=1, max_lines=1,
+                                          elem_id="kabar-timeline-since")
+                    tl_until = gr.Textbox(label="Until", placeholder="YYYY-MM-DD", scale=1, max_lines=1,
+                                          elem_id="kabar-timeline-until")
+                    tl_go = gr.Button("Show timeline", variant="primary", scale=1, elem_id="kabar-timeline-go")
+                timeline = gr.HTML(render.EMPTY_TIMELINE, css_template=_SOURCES_CSS, js_on_load=None,
+                                   elem_id="kabar-timeline", padding=True)
             with gr.Tab("Documents", id="documents"):
                 upload = gr.File(label="Add articles: .txt/.md, .jsonl, web pages, PDFs, feeds, .warc archives",
                                  file_count="multiple", type="filepath", elem_id="kabar-upload", height=140)
@@ -129,6 +144,10 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     api_visibility="private")
         chatbot.clear(h.clear, None, [chatbot, sources, question, ask], cancels=[answering], queue=False,
                       api_visibility="private")
+
+        # Timeline: streamed like answers, a few at a time (it asks no model: a search each).
+        gr.on([tl_topic.submit, tl_go.click], h.timeline, [tl_topic, tl_since, tl_until, desk], [timeline],
+              concurrency_limit=4, concurrency_id="timeline", show_progress="minimal", api_name="timeline")
 
         # Documents and settings.
         doc_outputs = [doc_status, table, picked]

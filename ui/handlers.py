@@ -20,7 +20,8 @@ import gradio as gr
 from ingest import ingest
 from rag.assistant import Assistant, Prepared
 from rag.errors import KabarError
-from rag.types import Answer
+from rag.timeline import Timeline
+from rag.types import Answer, Filters
 from ui import render
 from ui.desks import DeskDenied, Grant, desk_assistant
 
@@ -147,6 +148,23 @@ class Handlers:
     def clear(self) -> tuple[Chat, str, Any, Any]:
         """An empty chat in this session only."""
         return [], render.EMPTY_SOURCES, gr.update(value="", interactive=True), gr.update(interactive=True)
+
+    # -- timeline ------------------------------------------------------------------------
+
+    def timeline(self, topic: str, since: str = "", until: str = "", desk: str | None = None,
+                 request: gr.Request = None) -> Iterator[str]:
+        """Stream a story's timeline: each line as it is placed, then how many and from when."""
+        events: list[Any] = []
+        try:
+            filters = Filters(since=(since or "").strip(), until=(until or "").strip())
+            for item in self.desk(desk, request).timeline(topic or "", filters=filters):
+                if isinstance(item, Timeline):
+                    yield render.timeline_html(events, item)
+                else:
+                    events.append(item)
+                    yield render.timeline_html(events)
+        except Exception as e:  # every failure ends as a message, never a traceback
+            yield render.timeline_html(events, problem=_problem(e))
 
     # -- documents -----------------------------------------------------------------------
 

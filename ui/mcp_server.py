@@ -4,11 +4,12 @@
     kabar serve                   # also serves MCP at /mcp (streamable HTTP), behind the API's tokens
 
 :func:`build_mcp` makes one MCP server (the ``mcp`` SDK's :class:`MCPServer`) over an
-:class:`~rag.assistant.Assistant` with four tools:
+:class:`~rag.assistant.Assistant` with five tools:
 
 - ``ask``: a question answered from the articles: the answer, whether Kabar declined, its
   citations (with the sentence that supports each) and the articles it read;
 - ``search``: the passages a question finds, without asking the model;
+- ``timeline``: a story's articles in date order, one line each (:mod:`rag.timeline`);
 - ``list_documents``: the desk's documents;
 - ``ingest_url``: fetch and ingest http(s) URLs (pages, feeds, PDFs), where the token may write.
 
@@ -30,8 +31,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from ingest import ingest
 from rag.assistant import Assistant
 from rag.errors import KabarError
-from rag.types import source_articles
-from ui.api_json import answer_json, article_json, document_json, hits_json, report_json
+from rag.types import Filters, source_articles
+from ui.api_json import answer_json, article_json, document_json, hits_json, report_json, timeline_json
 from ui.desks import DESK_HEADER, DeskDenied, Grant, desk_assistant, open_grant
 
 INSTRUCTIONS = ("Kabar answers questions from a news archive (Indonesian and English) with cited sources, "
@@ -77,6 +78,19 @@ def build_mcp(assistant: Assistant) -> MCPServer:
         target = desk_for(ctx, desk)
         prep = kabar_call(target.prepare, question.strip()[:4000], top_k=max(1, min(int(top_k), 50)))
         return {"query": prep.query, "passages": hits_json(prep.hits)}
+
+    @server.tool(description="A story's articles in date order (oldest first), each one line with its date, "
+                             "outlets and number; since/until as YYYY-MM-DD.")
+    def timeline(topic: str, ctx: Context, desk: str = "", since: str = "", until: str = "",
+                 limit: int = 20) -> dict[str, Any]:
+        target = desk_for(ctx, desk)
+
+        def whole() -> Any:
+            filters = Filters(since=since.strip(), until=until.strip())
+            *_, result = target.timeline(topic, limit=max(1, min(int(limit), 100)), filters=filters)
+            return result
+
+        return timeline_json(kabar_call(whole))
 
     @server.tool(description="The documents of the archive, newest first.")
     def list_documents(ctx: Context, desk: str = "") -> dict[str, Any]:

@@ -28,6 +28,9 @@ EMPTY_SOURCES = (
     "their passages numbered as in the answer, the cited ones marked ★.</p></div>"
 )
 SEARCHING = "Searching the articles…"
+EMPTY_TIMELINE = ('<div class="kabar-timeline"><p class="kabar-muted">A story\'s articles in date order, one line '
+                  "each with its date, outlets and source: enter a topic (\"Alibaba cloud\", \"pusat data "
+                  "Telkom\").</p></div>")
 QUEUED = "Waiting for a free slot: other answers are being written…"
 
 DOCUMENT_HEADERS = ["Title", "Source", "Chunks", "Ingested", "ID"]
@@ -313,3 +316,34 @@ def models_markdown(info: dict[str, Any], local_embeddings: bool, local_llm: boo
 def _code(text: str) -> str:
     """``text`` as a Markdown code span (shown literally)."""
     return "`" + text.replace("`", "'") + "`"
+
+
+def timeline_html(events: Sequence[Any], done: Any = None, problem: str = "") -> str:
+    """A timeline as it arrives (:class:`rag.timeline.TimelineEvent` items, oldest first), then
+    its end (:class:`rag.timeline.Timeline`): date, outlets, the article's line, its number and link."""
+    items = []
+    for e in events:
+        link = next((u for u in e.urls if u.startswith(("http://", "https://"))), "")
+        title = html.escape(e.title or "(untitled)")
+        if link:
+            title = f'<a href="{html.escape(link)}" target="_blank" rel="noopener noreferrer">{title}</a>'
+        items.append(f'<li class="kabar-event"><span class="kabar-event-date">{html.escape(e.day)}</span> · '
+                     f'<span class="kabar-event-outlets">{html.escape(", ".join(source_label(o) for o in e.outlets))}'
+                     f'</span><br>{html.escape(e.line)} <span class="kabar-num">[{e.number}]</span>'
+                     f'<br><span class="kabar-muted">{title}</span></li>')
+    body = f'<ol class="kabar-events">{"".join(items)}</ol>' if items else ""
+    if problem:
+        status = f'<p class="kabar-timeline-status">{ERROR_MARK} {html.escape(problem)}</p>'
+    elif done is None:
+        status = '<p class="kabar-muted kabar-timeline-status">Placing the articles in date order…</p>'
+    elif not done.events:
+        window = f" ({done.window})" if done.window else ""
+        status = (f'<p class="kabar-timeline-status">No dated article is about {html.escape(done.topic)!s}'
+                  f"{html.escape(window)}.</p>")
+    else:
+        window = f"; {done.window}" if done.window else ""
+        status = (f'<p class="kabar-muted kabar-timeline-status">{len(done.events)} event(s), '
+                  f"{html.escape(done.events[0].day)} to {html.escape(done.events[-1].day)}{html.escape(window)}"
+                  f"{f' · {done.undated} undated article(s) left out' if done.undated else ''}"
+                  f" · {done.seconds:.1f}s</p>")
+    return f'<div class="kabar-timeline">{body}{status}</div>'
