@@ -130,3 +130,11 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+def local_client(app: Any, **kw: Any) -> Any:
+    """A FastAPI TestClient that calls as a program on this machine does (Host 127.0.0.1): the
+    token-less API answers only loopback hosts (ui/api.py)."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, base_url="http://127.0.0.1", **kw)

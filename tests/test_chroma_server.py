@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import pytest
-from fastapi.testclient import TestClient
 
 import ingest.pipeline as pipeline
 from eval.dataset import load_set
@@ -29,7 +28,7 @@ from rag.store import ChromaStore
 from rag.store.lexical import LexicalIndex
 from rag.store.meta import complete_versions
 from tests.chroma_server import ChromaServer, chroma_script
-from tests.conftest import ALIBABA, FACT_QUESTION, ROOT, SAMPLE_ARTICLES, SAMPLE_QUESTIONS, HashEmbedder
+from tests.conftest import ALIBABA, FACT_QUESTION, ROOT, SAMPLE_ARTICLES, SAMPLE_QUESTIONS, HashEmbedder, local_client
 from tests.test_http_api import fake_llm
 from tests.test_store import MODEL, MakeStore, StoreContract
 from ui.api import build_api
@@ -220,7 +219,7 @@ def test_server_gone_mid_question_then_back(settings: Settings, own_server: Chro
     with pytest.raises(StoreError, match=f"cannot reach the Chroma server at 127.0.0.1:{own_server.port}"):
         kabar.ask(FACT_QUESTION + " And since when?")
     assert embedder.kill is None, "the question was not embedded: the server was never stopped"
-    with TestClient(build_api(kabar)) as client:
+    with local_client(build_api(kabar)) as client:
         r = client.post("/v1/ask", json={"question": FACT_QUESTION})
         assert r.status_code == 503 and r.json()["error"]["type"] == "store_unavailable"
         assert "cannot reach the Chroma server" in r.json()["error"]["message"]

@@ -21,7 +21,7 @@ from ingest import ingest
 from rag.assistant import Assistant
 from rag.errors import ConfigError
 from rag.settings import Settings
-from tests.conftest import HashEmbedder
+from tests.conftest import HashEmbedder, local_client
 from tests.test_http_api import fake_llm
 from ui.api import build_api
 from ui.desks import Tokens, parse_tokens
@@ -53,7 +53,7 @@ def desks(settings: Settings, tmp_path: Path) -> Iterator[TestClient]:
                     f"{EMBARGO} on Monday, the embargo lifts at 09:00. " * 4)], base.desk("economy"))
     ingest([article(tmp_path, "derby", "Persija wins the Jakarta derby",
                     "Persija beat Persib 2-1 at Gelora Bung Karno on Sunday evening. " * 4)], base.desk("sports"))
-    with TestClient(build_api(base)) as client:
+    with local_client(build_api(base)) as client:
         yield client
 
 
@@ -132,9 +132,9 @@ def test_uploads_land_on_the_writers_desk_only(desks: TestClient) -> None:
 
 
 def test_openai_client_sees_its_desks_as_models(desks: TestClient) -> None:
-    editor = openai.OpenAI(base_url="http://testserver/v1", api_key=EDITOR_TOKEN, http_client=desks, max_retries=0)
+    editor = openai.OpenAI(base_url="http://127.0.0.1/v1", api_key=EDITOR_TOKEN, http_client=desks, max_retries=0)
     assert [m.id for m in editor.models.list()] == ["kabar", "kabar/economy", "kabar/sports"]
-    sports = openai.OpenAI(base_url="http://testserver/v1", api_key=SPORTS_TOKEN, http_client=desks, max_retries=0)
+    sports = openai.OpenAI(base_url="http://127.0.0.1/v1", api_key=SPORTS_TOKEN, http_client=desks, max_retries=0)
     assert [m.id for m in sports.models.list()] == ["kabar", "kabar/sports"]
     reply = sports.chat.completions.create(model="kabar", messages=[
         {"role": "user", "content": "what will Bank Nusantara report?"}])

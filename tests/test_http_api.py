@@ -24,7 +24,7 @@ from rag.assistant import Assistant
 from rag.errors import ConfigError
 from rag.models import OpenAIChat
 from rag.settings import Settings
-from tests.conftest import ALIBABA, FACT_QUESTION, SAMPLE_ARTICLES, HashEmbedder
+from tests.conftest import ALIBABA, FACT_QUESTION, SAMPLE_ARTICLES, HashEmbedder, local_client
 from tests.test_llm_errors import event, sse
 from ui.api import build_api
 from ui.openai_compat import FOOTNOTE, strip_footnote
@@ -60,7 +60,7 @@ def kabar(settings: Settings) -> Assistant:
 
 @pytest.fixture
 def client(kabar: Assistant) -> Iterator[TestClient]:
-    with TestClient(build_api(kabar)) as c:
+    with local_client(build_api(kabar)) as c:
         yield c
 
 
@@ -104,7 +104,7 @@ def test_history_reaches_the_model(settings: Settings) -> None:
     seen: list[dict[str, Any]] = []
     assistant = Assistant(settings.with_(answer_history=4), embedder=HashEmbedder(), llm=fake_llm(seen=seen))
     ingest([ALIBABA], assistant)
-    with TestClient(build_api(assistant)) as c:
+    with local_client(build_api(assistant)) as c:
         r = c.post("/v1/ask", json={"question": "and public cloud?", "stream": False, "history": [
             {"role": "user", "content": FACT_QUESTION}, {"role": "assistant", "content": ANSWER}]})
     assert r.status_code == 200
@@ -115,7 +115,7 @@ def test_retrieve_asks_no_model(settings: Settings) -> None:
     seen: list[dict[str, Any]] = []
     assistant = Assistant(settings, embedder=HashEmbedder(), llm=fake_llm(seen=seen))
     ingest([SAMPLE_ARTICLES], assistant)
-    with TestClient(build_api(assistant)) as c:
+    with local_client(build_api(assistant)) as c:
         r = c.post("/v1/retrieve", json={"question": "Huawei Cloud Indonesia", "top_k": 3})
     assert r.status_code == 200 and seen == []
     body = r.json()
@@ -137,7 +137,7 @@ def test_ingest_files_and_urls(settings: Settings, tmp_path: Path) -> None:
     from pytest_httpserver import HTTPServer
 
     assistant = Assistant(settings, embedder=HashEmbedder(), llm=fake_llm())
-    with TestClient(build_api(assistant)) as c:
+    with local_client(build_api(assistant)) as c:
         r = c.post("/v1/ingest/files", files=[("files", ("alibaba.txt", ALIBABA.read_bytes(), "text/plain")),
                                               ("files", ("empty.txt", b"", "text/plain"))])
         assert r.status_code == 200, r.text
@@ -186,7 +186,7 @@ def test_errors_are_json_with_a_message(client: TestClient) -> None:
 
 
 def test_empty_collection_says_what_to_do(settings: Settings) -> None:
-    with TestClient(build_api(Assistant(settings, embedder=HashEmbedder(), llm=fake_llm()))) as c:
+    with local_client(build_api(Assistant(settings, embedder=HashEmbedder(), llm=fake_llm()))) as c:
         r = c.post("/v1/ask", json={"question": "who leads hybrid cloud?"})
     assert r.status_code == 409 and "kabar ingest" in r.json()["error"]["message"]
 
@@ -197,7 +197,7 @@ def test_llm_failure_mid_answer_is_an_error_event(settings: Settings) -> None:
 
     assistant = Assistant(settings, embedder=HashEmbedder(), llm=fake_llm(fail=fail))
     ingest([ALIBABA], assistant)
-    with TestClient(build_api(assistant)) as c:
+    with local_client(build_api(assistant)) as c:
         r = c.post("/v1/ask", json={"question": "who leads hybrid cloud?"})
         assert r.status_code == 200  # the sources were sent before the model failed
         got = events(r.text)
@@ -208,7 +208,7 @@ def test_llm_failure_mid_answer_is_an_error_event(settings: Settings) -> None:
 
 
 def test_body_size_limit(kabar: Assistant) -> None:
-    with TestClient(build_api(kabar, max_body_bytes=1000)) as c:
+    with local_client(build_api(kabar, max_body_bytes=1000)) as c:
         r = c.post("/v1/ask", json={"question": "x" * 2000})
         assert r.status_code == 413 and "KABAR_API_MAX_BODY_MB" in r.json()["error"]["message"]
 
@@ -226,7 +226,7 @@ def test_body_size_limit(kabar: Assistant) -> None:
 
 
 def test_token_is_required_when_set(kabar: Assistant) -> None:
-    with TestClient(build_api(kabar, token=TOKEN)) as c:
+    with local_client(build_api(kabar, token=TOKEN)) as c:
         assert c.get("/health").status_code == 200
         assert c.get("/openapi.json").status_code == 200
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
@@ -249,7 +249,7 @@ def test_binding_beyond_loopback_needs_a_token(settings: Settings) -> None:
 
 
 def test_chat_page_mounts_beside_the_api(kabar: Assistant) -> None:
-    with TestClient(server_app(kabar, "127.0.0.1")) as c:
+    with local_client(server_app(kabar, "127.0.0.1")) as c:
         assert c.get("/health").status_code == 200
         assert c.get("/ui/").status_code == 200 and "gradio" in c.get("/ui/").text.lower()
         assert c.get("/v1/models").json()["data"][0]["id"] == "kabar"
@@ -259,7 +259,7 @@ def test_chat_page_mounts_beside_the_api(kabar: Assistant) -> None:
 
 
 def openai_client(c: TestClient) -> openai.OpenAI:
-    return openai.OpenAI(base_url="http://testserver/v1", api_key="any", http_client=c, max_retries=0)
+    return openai.OpenAI(base_url="http://127.0.0.1/v1", api_key="any", http_client=c, max_retries=0)
 
 
 def test_openai_client_gets_an_answer_with_citations(client: TestClient) -> None:
@@ -296,7 +296,7 @@ def test_openai_client_follow_up_with_history(settings: Settings) -> None:
     seen: list[dict[str, Any]] = []
     assistant = Assistant(settings.with_(answer_history=4), embedder=HashEmbedder(), llm=fake_llm(seen=seen))
     ingest([ALIBABA], assistant)
-    with TestClient(build_api(assistant)) as c:
+    with local_client(build_api(assistant)) as c:
         oc = openai_client(c)
         first = oc.chat.completions.create(model="kabar", messages=[{"role": "user", "content": FACT_QUESTION}])
         earlier = first.choices[0].message.content
@@ -314,8 +314,8 @@ def test_openai_client_errors_are_its_own_exceptions(settings: Settings) -> None
     """A bad request, an oversized one and a wrong token, as the openai client raises them."""
     assistant = Assistant(settings, embedder=HashEmbedder(), llm=fake_llm())
     ingest([ALIBABA], assistant)
-    with TestClient(build_api(assistant, token=TOKEN, max_body_bytes=50_000)) as c:
-        good = openai.OpenAI(base_url="http://testserver/v1", api_key=TOKEN, http_client=c, max_retries=0)
+    with local_client(build_api(assistant, token=TOKEN, max_body_bytes=50_000)) as c:
+        good = openai.OpenAI(base_url="http://127.0.0.1/v1", api_key=TOKEN, http_client=c, max_retries=0)
         with pytest.raises(openai.BadRequestError) as bad:
             good.chat.completions.create(model="kabar", messages=[{"role": "assistant", "content": "hi"}])
         assert bad.value.status_code == 400 and "last message" in bad.value.message
@@ -326,7 +326,7 @@ def test_openai_client_errors_are_its_own_exceptions(settings: Settings) -> None
         with pytest.raises(openai.APIStatusError) as big:
             good.chat.completions.create(model="kabar", messages=[{"role": "user", "content": "x " * 40_000}])
         assert big.value.status_code == 413 and "KABAR_API_MAX_BODY_MB" in big.value.message
-        wrong = openai.OpenAI(base_url="http://testserver/v1", api_key="not-the-token", http_client=c, max_retries=0)
+        wrong = openai.OpenAI(base_url="http://127.0.0.1/v1", api_key="not-the-token", http_client=c, max_retries=0)
         with pytest.raises(openai.AuthenticationError) as denied:
             wrong.chat.completions.create(model="kabar", messages=[{"role": "user", "content": FACT_QUESTION}])
         assert denied.value.status_code == 401 and "API token" in denied.value.message
@@ -390,3 +390,23 @@ def test_kabar_serve_refuses_a_public_address_without_a_token(capsys: pytest.Cap
     assert main(["serve", "--host", "0.0.0.0", "--no-ui"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("kabar: error:") and "KABAR_API_TOKEN" in err and "Traceback" not in err
+
+
+def test_without_a_token_only_this_machine_is_answered(kabar: Assistant) -> None:
+    """DNS rebinding (a page's own name pointing at 127.0.0.1) and other sites' pages are refused."""
+    app = build_api(kabar)
+    with local_client(app) as c:
+        assert c.get("/v1/documents").status_code == 200
+        for headers in ({"Host": "evil.example:8080"}, {"Host": "kabar.newsroom.example"},
+                        {"Origin": "https://evil.example"}, {"Origin": "null"}):
+            r = c.get("/v1/documents", headers=headers)
+            assert r.status_code == 403 and r.json()["error"]["type"] == "forbidden", headers
+            assert "documents" not in r.json()
+        r = c.post("/v1/ingest", json={"urls": ["https://news.example/a"]}, headers={"Origin": "https://evil.example"})
+        assert r.status_code == 403 and "may not call this API" in r.json()["error"]["message"]
+        for ok in ({"Host": "localhost:8080"}, {"Host": "[::1]:8080"}, {"Origin": "http://127.0.0.1:8080"}):
+            assert c.get("/v1/documents", headers=ok).status_code == 200, ok
+        assert c.get("/health", headers={"Host": "evil.example"}).status_code == 200  # a probe, nothing in it
+    with local_client(build_api(kabar, token=TOKEN)) as c:  # with a token, the token decides
+        r = c.get("/v1/documents", headers={"Host": "kabar.newsroom.example", "Authorization": f"Bearer {TOKEN}"})
+        assert r.status_code == 200

@@ -26,7 +26,7 @@ from rag.assistant import Assistant, Prepared
 from rag.errors import LLMServerStoppedError, LLMUnavailableError
 from rag.models.local_llm import stopped_message
 from rag.settings import Settings
-from tests.conftest import ROOT, SAMPLE_ARTICLES, models_dir_for_tests
+from tests.conftest import ROOT, SAMPLE_ARTICLES, local_client, models_dir_for_tests
 
 
 def alive(pid: int) -> bool:
@@ -270,11 +270,10 @@ def test_several_hundred_token_prompt_through_the_real_server(local_settings: Se
 
 @llm
 def test_http_api_reports_the_crash_and_the_next_question_is_answered(ingested: Settings, e5: Any) -> None:
-    from fastapi.testclient import TestClient
 
     from ui.api import build_api
 
-    with Assistant(ingested, embedder=e5) as kabar, TestClient(build_api(kabar)) as client:
+    with Assistant(ingested, embedder=e5) as kabar, local_client(build_api(kabar)) as client:
         kabar.warm_up()
         server = kabar.llm.server  # type: ignore[attr-defined]
         first_pid = server.pid

@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from ingest import ingest
 from rag.assistant import Assistant
 from rag.errors import EmptyCollectionError
 from rag.settings import Settings
 from rag.timeline import Timeline, TimelineEvent
-from tests.conftest import HashEmbedder
+from tests.conftest import HashEmbedder, local_client
 from tests.test_http_api import fake_llm
 from ui.api import build_api
 
@@ -108,7 +107,7 @@ def test_nothing_about_it_and_bad_requests(kabar: Assistant, settings: Settings)
 
 
 def test_timeline_over_http_streams_then_answers_whole(kabar: Assistant) -> None:
-    with TestClient(build_api(kabar)) as client:
+    with local_client(build_api(kabar)) as client:
         r = client.post("/v1/timeline", json={"topic": "Nusantara Data Infra IPO", "since": "2023-11-01"})
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         blocks = [dict(line.split(": ", 1) for line in b.splitlines()) for b in r.text.strip().split("\n\n")]

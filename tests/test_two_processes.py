@@ -18,14 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
 from ingest import ingest
 from rag.assistant import Assistant
 from rag.models import Embedder
 from rag.settings import Settings
 from rag.store.lexical import LexicalIndex
-from tests.conftest import ALIBABA, ROOT, SAMPLE_ARTICLES, HashEmbedder
+from tests.conftest import ALIBABA, ROOT, SAMPLE_ARTICLES, HashEmbedder, local_client
 from ui.api import build_api
 
 WRITER = textwrap.dedent("""
@@ -118,7 +117,7 @@ def test_kabar_ingest_in_another_process_reaches_the_chat_page_and_the_api(setti
     assert cli.returncode == 0, cli.stderr
     _, rows, _ = handlers.show_documents()
     assert len(rows) == len(list(SAMPLE_ARTICLES.iterdir()))
-    with TestClient(build_api(kabar)) as client:
+    with local_client(build_api(kabar)) as client:
         r = client.post("/v1/retrieve", json={"question": "Huawei Cloud investasi Indonesia 2026"})
     assert r.status_code == 200
     assert any("Huawei" in a["title"] for a in r.json()["articles"])

@@ -37,6 +37,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator, Literal
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -62,7 +63,7 @@ from ui.api_json import (
     sse,
     timeline_json,
 )
-from ui.desks import DESK_HEADER, DeskDenied, Grant, Tokens, desk_assistant, open_grant
+from ui.desks import DESK_HEADER, DeskDenied, Grant, Tokens, desk_assistant, is_loopback, open_grant
 
 #: Paths served without the token: a health probe, the schema and its reader, the chat page.
 OPEN_PATHS = ("/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
@@ -367,7 +368,14 @@ class TokenAuth:
         self.tokens = tokens
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not self.tokens or _is_open(scope.get("path", "")):
+        if scope["type"] != "http" or _is_open(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+        if not self.tokens:  # loopback, no token: only this machine's own pages and programs
+            problem = _not_local(dict(scope.get("headers") or []))
+            if problem:
+                await JSONResponse(error_body(problem, "forbidden"), status_code=403)(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         header = dict(scope.get("headers") or []).get(b"authorization", b"")
@@ -382,6 +390,22 @@ class TokenAuth:
                                            "unauthorized"),
                                 status_code=401, headers={"WWW-Authenticate": "Bearer"})
         await response(scope, receive, send)
+
+
+def _not_local(headers: dict[bytes, bytes]) -> str:
+    """Why a request to the token-less API is refused ("" when it is not): its Host must name
+    loopback (a page elsewhere cannot reach the API by DNS rebinding) and its Origin, when a
+    browser sends one, must be loopback too (another site's page cannot post to it)."""
+    host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+    name = host[: host.find("]") + 1] if host.startswith("[") else host.rsplit(":", 1)[0]
+    if not is_loopback(name.strip("[]")):
+        return (f"refused: Host {host[:100]!r} is not this machine; without KABAR_API_TOKEN the API answers "
+                "only requests to 127.0.0.1 or localhost")
+    origin = headers.get(b"origin", b"").decode("latin-1").strip()
+    if origin and not is_loopback(urlsplit(origin).hostname or ""):
+        return (f"refused: a page from {origin[:100]!r} may not call this API; without KABAR_API_TOKEN it "
+                "answers only this machine's own pages and programs")
+    return ""
 
 
 def _is_open(path: str) -> bool:

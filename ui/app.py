@@ -16,7 +16,6 @@ app requires a user and password (:func:`check_auth`). Gradio's analytics are of
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 from typing import Any, Callable
@@ -27,7 +26,7 @@ from rag.assistant import Assistant
 from rag.errors import ConfigError
 from rag.settings import ENV, Settings
 from ui import render
-from ui.desks import login_check, parse_users
+from ui.desks import is_loopback, login_check, parse_users
 from ui.handlers import Handlers
 
 log = logging.getLogger("kabar.ui")
@@ -43,7 +42,6 @@ EXAMPLES = [
 #: Answers streamed at once across all sessions; more wait in the queue (their pages stay live).
 ANSWER_CONCURRENCY = 2
 USER_ENV, PASSWORD_ENV = ENV["ui_user"], ENV["ui_password"]
-LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 
 _SOURCES_CSS = """
 .kabar-sources { font-size: 0.92em; line-height: 1.45; }
@@ -165,17 +163,6 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     app.queue(default_concurrency_limit=1)
     app.kabar_handlers = h  # type: ignore[attr-defined]  # for serve(): warm-up, upload limit
     return app
-
-
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    name = host.strip().strip("[]").lower()
-    if name in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def check_auth(host: str, settings: Settings) -> tuple[str, str] | Callable[[str, str], bool] | None:

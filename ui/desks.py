@@ -19,6 +19,7 @@ deletion. ``KABAR_API_TOKEN`` alone is one token over the default collection
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from rag.errors import ConfigError, KabarError
 from rag.settings import Settings
 
 DESK_HEADER = "x-kabar-desk"
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 DESK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]")
 TOKENS_ENV = "KABAR_API_TOKENS"
 USERS_ENV = "KABAR_UI_USERS"
@@ -68,6 +70,17 @@ class Grant:
         if write and desk not in self.write:
             raise DeskDenied(403, f"this token may read desk {desk!r} but not add to it or delete from it")
         return desk
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    name = host.strip().strip("[]").lower()
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def open_grant(settings: Settings) -> Grant:
