@@ -158,8 +158,11 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         loaded = app.load(h.desks, None, [desk], queue=False, api_visibility="private")
         loaded.then(h.show_documents, [desk], doc_outputs, concurrency_limit=None, api_visibility="private")
         loaded.then(h.models, [desk], [models], concurrency_limit=None, api_visibility="private")
-        desk.change(h.show_documents, [desk], doc_outputs, concurrency_limit=None, api_visibility="private")
-        desk.change(h.clear, None, [chatbot, sources, question, ask], queue=False, api_visibility="private")
+        # Only a user's pick (not the login's first desk set at load) changes the desk: a question
+        # asked while the page loads keeps its chat.
+        desk.input(h.show_documents, [desk], doc_outputs, concurrency_limit=None, api_visibility="private")
+        desk.input(h.clear, None, [chatbot, sources, question, ask], cancels=[answering], queue=False,
+                   api_visibility="private")
     app.queue(default_concurrency_limit=1)
     app.kabar_handlers = h  # type: ignore[attr-defined]  # for serve(): warm-up, upload limit
     return app
