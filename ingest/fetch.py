@@ -98,10 +98,11 @@ class Fetcher:
                         raise
                     raise InputError(url, f"redirects to {current}, which {e.problem}") from None
                 extensions = {"sni_hostname": target.host} if target.url.startswith("https:") else {}
-                request = self._client(target.host).build_request(
+                client = self._client(target.host)
+                request = client.build_request(
                     "GET", target.connect_url(), extensions=extensions,
                     headers={"Host": target.host_header(), "Accept-Encoding": "gzip, deflate"})
-                response = self._client(target.host).send(request, stream=True, follow_redirects=False)
+                response = client.send(request, stream=True, follow_redirects=False)
                 try:
                     location = response.headers.get("location", "")
                     if response.status_code in REDIRECTS and location:

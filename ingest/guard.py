@@ -123,7 +123,7 @@ class FetchPolicy:
                 said = f"is {problem}" if host == str(address) else f"resolves to {address}, {problem}"
                 raise InputError(url, f"{said}; {ALLOW_HINT}")
         address = addresses[0]
-        return Target(url, host, port, address, _loopback(address))
+        return Target(url, host, port, address, address.is_loopback)
 
     def _addresses(self, url: str, host: str, port: int) -> list[Address]:
         try:
@@ -148,7 +148,7 @@ class FetchPolicy:
         return found
 
     def _refusal(self, address: Address, port: int, opened: bool, via: Target | None) -> str:
-        loop = _loopback(address)
+        loop = address.is_loopback
         if (loop or address in own_addresses()) and (port in _SERVING or port in self.refused_ports):
             return f"port {port} of this Kabar server"
         if opened or any(address in net for net in self.allow_networks):
@@ -169,10 +169,6 @@ def _plain(address: Address) -> Address:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
-
-
-def _loopback(address: Address) -> bool:
-    return address.is_loopback
 
 
 def _kind(address: Address) -> str:

@@ -53,7 +53,18 @@ from rag.settings import Settings
 from rag.store import ChromaStore, DocumentInfo
 from rag.text import question_terms
 from rag.timeline import Timeline, TimelineEvent, timeline_events
-from rag.types import Answer, Chunk, Filters, Hit, Retrieval, SourceArticle, Timings, Usage, source_articles
+from rag.types import (
+    Answer,
+    Chunk,
+    Filters,
+    Hit,
+    Retrieval,
+    SourceArticle,
+    Timings,
+    Usage,
+    published_day,
+    source_articles,
+)
 
 
 @dataclass
@@ -289,7 +300,7 @@ class Assistant:
 
         events, undated = timeline_events(about, found.hits, weights, limit, lead)
         yield from events
-        window = _window(bounded)
+        window = TimeQuery(since=_day(bounded.since), until=_day(bounded.until)).describe()
         yield Timeline(topic, events, window, undated, time.perf_counter() - started)
 
     def term_weights(self, question: str) -> dict[str, float] | None:
@@ -513,10 +524,7 @@ class Assistant:
         self.close()
 
 
-def _window(filters: Filters) -> str:
-    """The date bounds given to a timeline, as :meth:`TimeQuery.describe` words them."""
-    if filters.since and filters.until:
-        return f"articles from {filters.since} to {filters.until}"
-    if filters.since:
-        return f"articles from {filters.since} on"
-    return f"articles up to {filters.until}" if filters.until else ""
+def _day(value: str) -> date | None:
+    """A filter's date bound as a date ("2023-12" is its first day, as the filter reads it)."""
+    n = published_day(value) if value else None
+    return date(n // 10000, n // 100 % 100, n % 100) if n else None

@@ -188,15 +188,9 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def _print_timeline_end(timeline: Any) -> None:
-    if not timeline.events:
-        print(f"No dated article is about {timeline.topic!r}" + (f" ({timeline.window})" if timeline.window else "")
-              + ".")
-    else:
-        first, last = timeline.events[0].day, timeline.events[-1].day
-        print(f"\n{len(timeline.events)} event(s), {first} to {last}" + (f"; {timeline.window}" if timeline.window
-                                                                         else ""))
-        for event in timeline.events:
-            print(f"  [{event.number}] {event.title} — {', '.join(event.urls) or ', '.join(event.outlets)}")
+    print(("\n" if timeline.events else "") + timeline.summary())
+    for event in timeline.events:
+        print(f"  [{event.number}] {event.title} — {', '.join(event.urls) or ', '.join(event.outlets)}")
     if timeline.undated:
         print(f"  ({timeline.undated} article(s) about it have no date and are left out)")
 

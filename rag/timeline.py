@@ -64,6 +64,13 @@ class Timeline:
     undated: int = 0  # articles about the topic without a date, not placed
     seconds: float = 0.0
 
+    def summary(self) -> str:
+        """"4 event(s), 2023-10-02 to 2023-12-20; articles from ...", or that there is none."""
+        if not self.events:
+            return f"No dated article is about {self.topic!r}" + (f" ({self.window})" if self.window else "") + "."
+        window = f"; {self.window}" if self.window else ""
+        return f"{len(self.events)} event(s), {self.events[0].day} to {self.events[-1].day}{window}"
+
 
 def timeline_events(topic: str, hits: Sequence[Hit], weights: Mapping[str, float] | None, limit: int,
                     lead: Callable[[str], Chunk | None] = lambda _doc_id: None) -> tuple[list[TimelineEvent], int]:

@@ -63,7 +63,7 @@ from ui.api_json import (
     sse,
     timeline_json,
 )
-from ui.desks import DESK_HEADER, DeskDenied, Grant, Tokens, desk_assistant, is_loopback, open_grant
+from ui.desks import DESK_HEADER, DeskDenied, Grant, Tokens, desk_assistant, is_loopback, open_grant, upload_folder
 
 #: Paths served without the token: a health probe, the schema and its reader, the chat page.
 OPEN_PATHS = ("/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
@@ -141,7 +141,7 @@ def build_api(assistant: Assistant, *, token: str | None = None, max_body_bytes:
     tokens = Tokens.from_settings(s, token)
     everyone = open_grant(s)
     limit = int(s.api_max_body_mb * 1_000_000) if max_body_bytes is None else max_body_bytes
-    mcp_app, mcp_sessions = _mcp(assistant, open_to_loopback=not tokens)
+    mcp_app, mcp_sessions = _mcp(assistant)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -206,8 +206,6 @@ def build_api(assistant: Assistant, *, token: str | None = None, max_body_bytes:
                                       "events (event..., timeline) or one JSON timeline",
               responses={200: {"content": {"text/event-stream": {}, "application/json": {}}}})
     def timeline(request: Request, body: TimelineIn, desk: str = DESK) -> Any:
-        if not body.topic.strip():
-            raise ValueError("a timeline needs a topic, e.g. 'Alibaba cloud'")
         items = desk_of(request, desk).timeline(body.topic, limit=body.limit,
                                                 filters=Filters(sources=list(body.sources), since=body.since,
                                                                 until=body.until))
@@ -232,9 +230,7 @@ def build_api(assistant: Assistant, *, token: str | None = None, max_body_bytes:
     def ingest_files(request: Request, files: list[UploadFile] = File(...), dedupe: bool = True,  # noqa: B008
                      desk: str = DESK) -> dict[str, Any]:
         target = desk_of(request, desk, write=True)
-        folder = s.data_dir / "uploads"
-        if target.settings.collection != s.collection:
-            folder = folder / "desks" / target.settings.collection
+        folder = upload_folder(s, target.settings)
         with ingest_lock:
             kept = [_keep_upload(f, folder) for f in files]
             report = ingest(kept, target, dedupe=dedupe)
@@ -247,23 +243,19 @@ def build_api(assistant: Assistant, *, token: str | None = None, max_body_bytes:
     return app
 
 
-def _mcp(assistant: Assistant, open_to_loopback: bool) -> tuple[Any, Any]:
+def _mcp(assistant: Assistant) -> tuple[Any, Any]:
     """The MCP endpoint (streamable HTTP, stateless, JSON replies) and its session manager.
 
-    With tokens the token guards it; without (loopback only), a page elsewhere in a browser
-    must not reach it by DNS rebinding, so only loopback Host and Origin headers pass.
+    :class:`TokenAuth` guards it as every other route: the token with tokens, loopback Host
+    and Origin without (so the SDK's own DNS-rebinding check, which would only repeat that, is off).
     """
     from mcp.server.transport_security import TransportSecuritySettings
 
     from ui.mcp_server import build_mcp
 
     server = build_mcp(assistant)
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=open_to_loopback,
-        allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
-        allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"])
     app = server.streamable_http_app(streamable_http_path="/", stateless_http=True, json_response=True,
-                                     transport_security=security)
+                                     transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
     return app, server.session_manager
 
 

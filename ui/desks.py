@@ -195,6 +195,13 @@ def _grant(entry: dict[str, Any], where: str, name: str) -> Grant:
     return Grant(name, read, desks["write"])
 
 
+def upload_folder(base: Settings, desk: Settings) -> Path:
+    """Where uploads to a desk are kept: ``uploads/`` for the default collection, ``uploads/desks/<desk>/``
+    for another (the same file name on two desks is two files)."""
+    folder = base.data_dir / "uploads"
+    return folder if desk.collection == base.collection else folder / "desks" / desk.collection
+
+
 def desk_assistant(base: Assistant, grant: Grant, asked: str, write: bool = False) -> Assistant:
     """The assistant over the desk a request may use (see :meth:`Grant.choose`)."""
     return base.desk(grant.choose(asked, write))

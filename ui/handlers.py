@@ -23,7 +23,7 @@ from rag.errors import KabarError
 from rag.timeline import Timeline
 from rag.types import Answer, Filters
 from ui import render
-from ui.desks import DeskDenied, Grant, desk_assistant
+from ui.desks import DeskDenied, Grant, desk_assistant, upload_folder
 
 log = logging.getLogger("kabar.ui")
 
@@ -198,7 +198,7 @@ class Handlers:
         try:
             self.warm_up(llm=False)
             target = self.desk(desk, request, write=True)
-            folder = self._upload_folder(target)
+            folder = upload_folder(self.assistant.settings, target.settings)
             kept = self._keep_uploads(paths, folder)
             progress((0, None), desc="reading files")
             report = ingest(kept, target, progress=_progress_fn(progress))
@@ -206,13 +206,6 @@ class Handlers:
         except Exception as e:
             status = f"{render.ERROR_MARK} **Upload failed:** {render.message_escape(_problem(e))}"
         return status, *self._table_or_empty(desk, request), None
-
-    def _upload_folder(self, target: Assistant) -> Path:
-        """``uploads/`` for the default collection, ``uploads/desks/<desk>/`` for another desk (as the API)."""
-        folder = self.assistant.settings.data_dir / "uploads"
-        if target.settings.collection != self.assistant.settings.collection:
-            folder = folder / "desks" / target.settings.collection
-        return folder
 
     def _keep_uploads(self, paths: Sequence[str], folder: Path) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)

@@ -337,13 +337,9 @@ def timeline_html(events: Sequence[Any], done: Any = None, problem: str = "") ->
     elif done is None:
         status = '<p class="kabar-muted kabar-timeline-status">Placing the articles in date order…</p>'
     elif not done.events:
-        window = f" ({done.window})" if done.window else ""
-        status = (f'<p class="kabar-timeline-status">No dated article is about {html.escape(done.topic)!s}'
-                  f"{html.escape(window)}.</p>")
+        status = f'<p class="kabar-timeline-status">{html.escape(done.summary())}</p>'
     else:
-        window = f"; {done.window}" if done.window else ""
-        status = (f'<p class="kabar-muted kabar-timeline-status">{len(done.events)} event(s), '
-                  f"{html.escape(done.events[0].day)} to {html.escape(done.events[-1].day)}{html.escape(window)}"
-                  f"{f' · {done.undated} undated article(s) left out' if done.undated else ''}"
+        undated = f" · {done.undated} undated article(s) left out" if done.undated else ""
+        status = (f'<p class="kabar-muted kabar-timeline-status">{html.escape(done.summary())}{undated}'
                   f" · {done.seconds:.1f}s</p>")
     return f'<div class="kabar-timeline">{body}{status}</div>'
