@@ -25,6 +25,7 @@ from typing import Any, Iterator, Sequence, Union
 
 from rag.answer import (
     answer_confidence,
+    asks_yes_no,
     brief,
     build_messages,
     condense,
@@ -46,6 +47,7 @@ from rag.answer.refusal import Decision
 from rag.errors import EmptyCollectionError
 from rag.lang import detect_lang
 from rag.models import Embedder, Message, OpenAIChat, make_embedder
+from rag.models.reader import CROSS as READER_CROSS
 from rag.models.reader import LANGS as READER_LANGS
 from rag.search import hybrid_search, source_budget
 from rag.search.when import TimeQuery, read_time
@@ -89,6 +91,9 @@ class Prepared:
     #: check and evidence-first prompt apply.
     one_fact: bool = False
     time_window: str = ""  # what retrieval favoured for the dates the question names (Retrieval.time_window)
+    #: The question as the reader and the coverage gate judge it: without the dates it names
+    #: (retrieval kept to them; passages seldom repeat them).
+    read_as: str = ""
 
     @property
     def articles(self) -> list[SourceArticle]:
@@ -341,16 +346,22 @@ class Assistant:
         sources = select_sources(hits, budget, self.settings.per_doc)
         one_fact = budget < self.settings.context_tokens
         reader = self.reader
-        findings = find_evidence(reader, query, sources) if reader is not None and sources else None
+        # The reader and the coverage gate judge the question without its dates: retrieval kept
+        # to them, and an article's passages seldom repeat its date.
+        read_as = found.timeless or query
+        findings = find_evidence(reader, read_as, sources) if reader is not None and sources else None
         # A one-fact question reads the sentences around the reader's best spans, not whole passages.
         numbered = (evidence_excerpts(sources, findings)
                     if findings and findings.evidence and one_fact and self.settings.reader_evidence else None)
         # The model answers the standalone form; ``answer_history`` earlier messages go with it.
         keep = self.settings.answer_history
-        messages = build_messages(query, sources, lang, list(history or [])[-keep:] if keep else None, numbered)
-        weights = term_weights(query, found.doc_counts, found.total, found.lang)
+        # A question naming a time gets an answer naming its source's date (not a yes or no).
+        dated = bool(found.time_window) and not asks_yes_no(query)
+        messages = build_messages(query, sources, lang, list(history or [])[-keep:] if keep else None, numbered,
+                                  dated)
+        weights = term_weights(read_as, found.doc_counts, found.total, found.lang)
         return Prepared(question, query, lang, hits, sources, messages, retrieval_s, budget, weights, findings,
-                        one_fact, found.time_window)
+                        one_fact, found.time_window, read_as)
 
     def stream(self, question: str, history: Sequence[Message] | None = None, top_k: int | None = None,
                temperature: float | None = None, filters: Filters | None = None) -> Iterator[StreamEvent]:
@@ -416,23 +427,39 @@ class Assistant:
         yield answer
 
     @staticmethod
-    def _reader_judges(prep: Prepared) -> bool:
+    def _reader_langs(prep: Prepared) -> tuple[str, str] | None:
+        """(question, source) languages of a one-fact question, the source being the one the
+        reader read best; None for a longer question or when the reader found nothing."""
+        best = prep.findings.best if prep.findings else None
+        if not prep.one_fact or best is None:
+            return None
+        src = prep.sources[best.number - 1].chunk
+        return prep.lang, src.lang or detect_lang(src.text)
+
+    def _reader_judges(self, prep: Prepared) -> bool:
         """Whether Kabar's reader may settle this question: one fact, asked in a language the
         reader learned, over a source in that language (the one it read best)."""
-        best = prep.findings.best if prep.findings else None
-        src = prep.sources[best.number - 1].chunk if best else None
-        return (prep.one_fact and prep.lang in READER_LANGS and src is not None
-                and (src.lang or detect_lang(src.text)) == prep.lang)
+        langs = self._reader_langs(prep)
+        return langs is not None and langs[0] in READER_LANGS and langs[0] == langs[1]
 
     def _reader_declines(self, prep: Prepared) -> str:
         """Why Kabar's reader declines a one-fact question before the model reads it ("": it does not).
 
-        Below ``settings.reader_margin`` the reader found no answer in the sources. Its no-answer
-        score separates nothing across languages (docs/READER.md), so it judges only a question
-        it may settle (:meth:`_reader_judges`).
+        Below ``settings.reader_margin`` the reader found no answer in the sources, for a
+        question it may settle (:meth:`_reader_judges`); across the languages it learned to
+        read across (an English question, an Indonesian source) below
+        ``settings.reader_cross_margin``. Other languages it does not judge.
         """
-        f = prep.findings
-        if f is None or f.margin >= self.settings.reader_margin or not self._reader_judges(prep):
+        f, langs = prep.findings, self._reader_langs(prep)
+        if f is None or langs is None:
+            return ""
+        if self._reader_judges(prep):
+            floor = self.settings.reader_margin
+        elif langs in READER_CROSS:
+            floor = self.settings.reader_cross_margin
+        else:
+            return ""
+        if f.margin >= floor:
             return ""
         return f"Kabar's reader found no answer in the sources (margin {f.margin:.1f})"
 
@@ -459,7 +486,7 @@ class Assistant:
                 flags.append(f"answered by Kabar's reader (margin {prep.findings.margin:.1f}); the model was not asked"
                              if prep.findings else "answered by Kabar's reader")
         else:
-            decision = decide_refusal(prep.query, text, [c.number for c in citations], prep.sources, s,
+            decision = decide_refusal(prep.read_as or prep.query, text, [c.number for c in citations], prep.sources, s,
                                       answer_confidence(usage.logprobs) if usage.logprobs else None, prep.weights)
         refused = decision.refused
         if findings is not None and not decision.reason and not by_reader:

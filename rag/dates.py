@@ -68,6 +68,17 @@ class DateMention:
     text: str
 
 
+def date_words(published: str) -> str:
+    """The words an ISO date (or datetime) is written with, in English and Indonesian, long and
+    short: "2023-12-05" -> "5 2023 12 05 december desember dec des"; "" when it is none."""
+    try:
+        d = date.fromisoformat(published[:10])
+    except ValueError:
+        return ""
+    names = " ".join(name for name, n in MONTHS.items() if n == d.month)
+    return f"{d.day} {d.year} {d.month} {d.day:02d} {d.month:02d} {names}"
+
+
 def _month_end(year: int, month: int) -> date:
     return date(year, month, calendar.monthrange(year, month)[1])
 

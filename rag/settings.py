@@ -64,6 +64,8 @@ class Settings:
     # halves of idkmrc-id and facqa-id, confirmed on the checking halves: docs/READER.md).
     # Repair stays off (no checking half showed it beating the span answer).
     reader_margin: float = 0.0
+    # The same gate for an English question over an Indonesian source (reader.CROSS).
+    reader_cross_margin: float = float("-inf")
     reader_repair: float = float("inf")
     reader_answer: float = 4.0
     reader_evidence: bool = False
@@ -228,6 +230,7 @@ ENV: dict[str, str] = {
     "min_confidence": "KABAR_MIN_CONFIDENCE",
     "reader": "KABAR_READER",
     "reader_margin": "KABAR_READER_MARGIN",
+    "reader_cross_margin": "KABAR_READER_CROSS_MARGIN",
     "reader_repair": "KABAR_READER_REPAIR",
     "reader_answer": "KABAR_READER_ANSWER",
     "reader_evidence": "KABAR_READER_EVIDENCE",

@@ -222,6 +222,8 @@ class Retrieval:
     #: What retrieval favoured for the dates the question asks about ("articles from 2023-12-01
     #: to 2023-12-31"; "": it names none), see :mod:`rag.search.when`.
     time_window: str = ""
+    #: The question without the time it names (:func:`rag.search.when.without_time`; "": it names none).
+    timeless: str = ""
 
 
 @dataclass

@@ -235,3 +235,33 @@ def test_the_reader_does_not_settle_an_english_question(settings, e5):
     assert asked == 1
     assert answer.text.startswith("Jin Li leads the hybrid cloud unit")
     assert not any("Kabar's reader" in f for f in answer.flags)
+
+
+def test_a_question_naming_a_day_is_read_without_it(settings, e5, reader):
+    """The article says who was appointed, not the day (its dateline and date do): the reader
+    reads the question without "pada 4 Desember 2023", which retrieval has already kept to,
+    so it does not decline; the model is asked to name the source's date."""
+    from datetime import date
+
+    from ingest import ingest
+    from rag import Assistant
+    from rag.models import OpenAIChat
+    from tests.conftest import SAMPLE_ARTICLES as EXAMPLES
+    from tests.flaky_server import FlakyServer, Step, chunk_event
+
+    question = "Siapa CEO baru yang ditunjuk pada 4 Desember 2023?"
+    paragraph = next(p for p in (EXAMPLES / "rajawali-fintech-reorg-id.txt").read_text(encoding="utf-8")
+                     .split("\n\n") if "Dimas Prasetyo" in p)
+    assert reader.read(question, [paragraph])[0].margin < 0  # read with its date, it finds no answer
+    reply = [chunk_event("Dimas Prasetyo, pada 4 Desember 2023 [1]."), chunk_event(finish="stop")]
+    with FlakyServer([Step(events=reply)] * 2) as server:
+        kabar = Assistant(settings.with_(reader=True, reader_margin=0.0, reader_answer=4.0), embedder=e5,
+                          llm=OpenAIChat("m", server.base_url, retries=0), as_of=date(2024, 1, 15))
+        ingest([EXAMPLES / "rajawali-fintech-reorg-id.txt", ALIBABA], kabar)
+        answer = kabar.ask(question)
+        prompts = [r["body"]["messages"][-1]["content"] for r in server.requests if r["body"]]
+    assert not answer.refused, answer.flags
+    assert answer.text.startswith("Dimas Prasetyo")
+    assert answer.time_window == "articles of 2023-12-04"
+    assert answer.reader_margin is not None and answer.reader_margin > 0
+    assert prompts and "also say the date of the source" in prompts[-1]

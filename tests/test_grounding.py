@@ -324,3 +324,14 @@ def test_a_server_that_refuses_log_probabilities_still_answers_and_is_not_asked_
     assert [bool(a.get("logprobs")) for a in asked] == [True, False, False]
     assert "Jin Li" in first.text and "Jin Li" in second.text
     assert first.confidence is None and not first.refused  # nothing to judge by: the gate does not apply
+
+
+def test_the_articles_own_date_grounds_an_answer_that_names_it():
+    text = "Rajawali Digital menunjuk Dimas Prasetyo sebagai CEO baru RajaPay."
+    dated = Hit(Chunk(id="c", doc_id="d", text=text, position=0, start=0, end=len(text),
+                      published="2023-12-04T09:30:00+07:00"), 1.0)
+    answer = "Dimas Prasetyo, pada 4 Desember 2023 [1]"
+    assert grounding(answer, "Siapa CEO baru RajaPay?", [dated]) == 1.0
+    assert grounding(answer, "Siapa CEO baru RajaPay?", [hit(text)]) < 1.0  # no date: "4 Desember" is new
+    wrong_day = "Dimas Prasetyo, pada 9 Maret 2021 [1]"
+    assert grounding(wrong_day, "Siapa CEO baru RajaPay?", [dated]) < 1.0

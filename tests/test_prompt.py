@@ -111,3 +111,14 @@ def test_passages_of_one_article_share_one_source_and_header():
     assert (joined.start, joined.end, joined.title) == (0, 900 + len(far.chunk.text), "Title")
     user = build_messages("who merged?", chosen, "en")[-1]["content"]
     assert user.count("Title: Title") == 2  # once per article, not once per chunk
+
+
+def test_a_question_naming_a_time_asks_for_the_sources_date_in_its_language():
+    plain = build_messages("Siapa CEO baru RajaPay?", [], "id")
+    dated = build_messages("Siapa CEO baru pada 4 Desember 2023?", [], "id", dated=True)
+    assert dated[0] == plain[0]  # the system prompt stays one prefix
+    assert "also say the date of the source" in dated[-1]["content"]
+    assert "pada 5 Desember 2023 [1]" in dated[-1]["content"]
+    assert "date of the source" not in plain[-1]["content"]
+    english = build_messages("Who changed leaders in January 2024?", [], "en", dated=True)[-1]["content"]
+    assert "on 5 December 2023 [1]" in english

@@ -10,7 +10,7 @@ cut to its first sentences (:mod:`~rag.answer.brief`).
 Leaves finding the passages to :mod:`rag.search` and talking to the model to :mod:`rag.models`.
 """
 
-from rag.answer.brief import brief
+from rag.answer.brief import asks_yes_no, brief
 from rag.answer.citations import verify_citations
 from rag.answer.condense import condense
 from rag.answer.prompt import build_messages, format_source, refusal_text, select_sources
@@ -18,6 +18,7 @@ from rag.answer.refusal import answer_confidence, decide, is_refusal, term_weigh
 
 __all__ = [
     "answer_confidence",
+    "asks_yes_no",
     "brief",
     "build_messages",
     "condense",

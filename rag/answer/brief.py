@@ -28,9 +28,14 @@ MAX_ECHO_WORDS = 12
 ECHO_SHARE = 0.8
 
 
+def asks_yes_no(question: str) -> bool:
+    """Whether an English ``question`` asks yes or no ("Was there a change ...?")."""
+    return bool(_YES_NO.match(question))
+
+
 def brief(answer: str, question: str) -> str:
     """``answer`` without a leading restatement of ``question`` (see the module docstring)."""
-    if _YES_NO.match(question):
+    if asks_yes_no(question):
         return answer
     link = _LINK.search(answer)
     if link is None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Iterable, Mapping, Sequence
 
+from rag.dates import date_words
 from rag.lang import detect_lang
 from rag.search.fusion import idf
 from rag.settings import Settings
@@ -78,7 +79,9 @@ def grounding(answer: str, question: str, sources: Sequence[Hit]) -> float:
     new = [w for w in content_words(answer) if not forms(w) & asked]
     if not new:
         return 1.0
-    known = vocabulary(" ".join(h.chunk.title + " " + h.chunk.text for h in sources))
+    # An article's date counts as in it, in any way it is written: "pada 5 Desember 2023".
+    known = vocabulary(" ".join(h.chunk.title + " " + h.chunk.text + " " + date_words(h.chunk.published)
+                                for h in sources))
     return sum(bool(forms(w) & known) for w in new) / len(new)
 
 

@@ -41,6 +41,9 @@ MAX_QUERY = 64
 MAX_ANSWER = 30  # tokens
 #: The languages the reader learned (questions and passages): it judges no other (docs/READER.md).
 LANGS = ("id",)
+#: (question, passage) languages it also learned to read across: English questions over
+#: Indonesian passages (docs/READER.md); its span then answers in the passage's language.
+CROSS = (("en", "id"),)
 
 
 class ReaderWeightsError(KabarError):

@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 from rag.lang import detect_lang
 from rag.models import Embedder
 from rag.search.fusion import Signal, fuse, lexical_weight
-from rag.search.when import TimeQuery
+from rag.search.when import TimeQuery, without_time
 from rag.store import ChromaStore
 from rag.store.lexical import analyze
 from rag.text import question_terms
@@ -258,7 +258,7 @@ def hybrid_search(store: ChromaStore, embedder: Embedder, query: str, k: int, ca
     hits = store.whole(rank(found, len(found.dense) + len(found.lexical) + sum(
         len(f.dense) + len(f.lexical) for f in facets(found))))[:k]
     return Retrieval(hits, lang, [sources for sources, _, _ in found.outlets], found.doc_counts, found.total,
-                     when.describe() if when else "")
+                     when.describe() if when else "", without_time(query, when) if when else "")
 
 
 def dense_search(store: ChromaStore, embedder: Embedder, query: str, k: int,

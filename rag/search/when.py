@@ -182,3 +182,27 @@ def read_time(question: str, as_of: date | None = None, newest: date | None = No
     if since and until and since > until:  # "after December, in November": nothing can match; keep the bounds read last
         since, until = low, high
     return TimeQuery(since, until, tuple(sorted(set(days))), latest, tuple(said))
+
+
+# Words that tie a time expression to the question ("pada", "in", "sebelum"): removed with it.
+_TIED = re.compile(r"(?:\b(?:pada|on|in|at|di|during|selama|sebelum|before|prior to|sesudah|setelah|after|"
+                   r"sejak|since|from|dari|hingga|sampai|until|by|tanggal|bulan|tahun|the)\s+)+$", re.I)
+
+
+def without_time(question: str, when: TimeQuery) -> str:
+    """``question`` without the time it names ("Siapa CEO baru yang ditunjuk pada 4 Desember
+    2023?" -> "Siapa CEO baru yang ditunjuk?"): retrieval has already kept to those dates, and
+    an article's passages seldom repeat its date, so whoever reads the passages for the answer
+    reads the rest. The question itself when nothing would be left of it."""
+    out = question
+    for said in sorted(set(when.said), key=len, reverse=True):
+        at = out.find(said)
+        if at < 0:
+            continue
+        head = _TIED.sub("", out[:at])
+        out = head.rstrip() + " " + out[at + len(said):].lstrip()
+    if when.latest:
+        out = _LATEST.sub(" ", out)
+    out = re.sub(r"\s+([?.!,])", r"\1", " ".join(out.split()))
+    return out if len(re.findall(r"\w+", out)) >= 2 else question
+
