@@ -173,7 +173,7 @@ class Assistant:
                 from rag.models.reader import load_reader
 
                 share = getattr(self.embedder, "numpy_model", None)
-                self._reader = load_reader(share() if share else None)
+                self._reader = load_reader(share() if share else None, self.settings.reader_weights or None)
             return self._reader
 
     @property

@@ -69,6 +69,7 @@ class Settings:
     reader_repair: float = float("inf")
     reader_answer: float = 4.0
     reader_evidence: bool = False
+    reader_weights: str = ""  # a reader.npz of one's own (python -m rag.models.train_reader --out); "": the shipped one
     max_answer_tokens: int = 256
     temperature: float = 0.1
     max_file_mb: float = 20.0
@@ -234,6 +235,7 @@ ENV: dict[str, str] = {
     "reader_repair": "KABAR_READER_REPAIR",
     "reader_answer": "KABAR_READER_ANSWER",
     "reader_evidence": "KABAR_READER_EVIDENCE",
+    "reader_weights": "KABAR_READER_WEIGHTS",
     "max_answer_tokens": "KABAR_MAX_ANSWER_TOKENS",
     "temperature": "KABAR_TEMPERATURE",
     "max_file_mb": "KABAR_MAX_FILE_MB",

@@ -5,7 +5,8 @@
 
 The runs are made with the reader on and its gate and repair off (the defaults), so each
 question records the model's checked answer, whether Kabar declined it, and the reader's best
-span and margin over the same sources (``reader``). Replayed per run folder, for each policy:
+span and margin over the same sources (``reader``; ``--readings`` takes them from other runs,
+e.g. retrieval-only runs with other reader weights). Replayed per run folder, for each policy:
 
 - ``model``: the answers as recorded;
 - ``gate T``: a one-fact question whose reader margin is below T is declined;
@@ -33,8 +34,11 @@ from eval.metrics import contains_reference, refusal_scores, strip_citations, to
 from rag.answer.evidence import agrees  # noqa: E402
 
 
-def load(folder: Path) -> list[dict]:
-    """The questions of a ``kabar eval run`` folder, with what the reader found for each."""
+def load(folder: Path, readings: Path | None = None) -> list[dict]:
+    """The questions of a ``kabar eval run`` folder, with what the reader found for each; with
+    ``readings`` (another run's folder, e.g. ``--retrieval-only`` with other reader weights over
+    the same collection), the reader's margin and span come from that run, matched by id."""
+    other = {r["id"]: r for r in load(readings)} if readings else {}
     rows = []
     for line in (folder / "questions.jsonl").read_text(encoding="utf-8").splitlines():
         d = json.loads(line)
@@ -46,6 +50,8 @@ def load(folder: Path) -> list[dict]:
                      "lang": d.get("lang", ""), "one_fact": bool(r.get("one_fact")),
                      "span": r.get("span") or "", "margin": -math.inf if margin is None else float(margin),
                      "ttft": (d.get("timings") or {}).get("ttft_ms")})
+        if other:
+            rows[-1].update({k: other[d["id"]][k] for k in ("margin", "span", "one_fact")})
     return rows
 
 
@@ -77,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--lang", default="id", help="the passages' language (default id)")
     ap.add_argument("--thresholds", default="-2,-1,0,1,2,3,4,6,8")
+    ap.add_argument("--readings", nargs="*", type=Path, default=[],
+                    help="for each run, a run whose reader margins and spans replace its own (same ids)")
     args = ap.parse_args(argv)
     grid = [float(t) for t in args.thresholds.split(",")]
     policies: list[tuple[str, dict]] = [("model", {})]
@@ -87,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
     print("| run | policy | answer F1 | contains | refusal P | refusal R | refusal F1 |")
     print("|---|---|---|---|---|---|---|")
-    for folder in args.runs:
-        rows = load(folder)
+    if args.readings and len(args.readings) != len(args.runs):
+        ap.error("--readings needs one folder for each run")
+    for i, folder in enumerate(args.runs):
+        rows = load(folder, args.readings[i] if args.readings else None)
         for name, kw in policies:
             m = policy(rows, args.lang, **kw)
             print(f"| {folder.name} | {name} | {fmt(m['answer_f1'])} | {fmt(m['contains'])} "

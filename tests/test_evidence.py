@@ -265,3 +265,28 @@ def test_a_question_naming_a_day_is_read_without_it(settings, e5, reader):
     assert answer.time_window == "articles of 2023-12-04"
     assert answer.reader_margin is not None and answer.reader_margin > 0
     assert prompts and "also say the date of the source" in prompts[-1]
+
+
+def test_an_english_question_the_indonesian_article_does_not_answer_is_declined_by_the_cross_gate(settings, e5):
+    """Across languages the reader judges with its own floor (``reader_cross_margin``): an
+    English question over the Indonesian article that names no European unit is declined
+    before the model is asked; the same question with the cross gate off reaches the model."""
+    from ingest import ingest
+    from rag import Assistant
+    from rag.models import OpenAIChat
+    from tests.flaky_server import FlakyServer, Step, chunk_event
+
+    invented = [chunk_event("Jin Li leads Alibaba's cloud unit in Europe [1]."), chunk_event(finish="stop")]
+    question = "Who leads Alibaba's cloud unit in Europe?"
+    asked = {}
+    for floor in (0.0, float("-inf")):
+        with FlakyServer([Step(events=invented)]) as server:
+            kabar = Assistant(settings.with_(reader=True, reader_cross_margin=floor), embedder=e5,
+                              llm=OpenAIChat("m", server.base_url, retries=0))
+            ingest([ALIBABA], kabar)
+            answer = kabar.ask(question)
+            asked[floor] = (len(server.requests), answer)
+    declined = asked[0.0][1]
+    assert asked[0.0][0] == 0 and declined.refused and "Europe" not in declined.text
+    assert any("Kabar's reader found no answer" in f for f in declined.flags)
+    assert asked[float("-inf")][0] == 1

