@@ -436,11 +436,15 @@ class Assistant:
         src = prep.sources[best.number - 1].chunk
         return prep.lang, src.lang or detect_lang(src.text)
 
+    @staticmethod
+    def _same_language(langs: tuple[str, str] | None) -> bool:
+        """Whether the question and its best source share a language the reader learned."""
+        return langs is not None and langs[0] in READER_LANGS and langs[0] == langs[1]
+
     def _reader_judges(self, prep: Prepared) -> bool:
         """Whether Kabar's reader may settle this question: one fact, asked in a language the
         reader learned, over a source in that language (the one it read best)."""
-        langs = self._reader_langs(prep)
-        return langs is not None and langs[0] in READER_LANGS and langs[0] == langs[1]
+        return self._same_language(self._reader_langs(prep))
 
     def _reader_declines(self, prep: Prepared) -> str:
         """Why Kabar's reader declines a one-fact question before the model reads it ("": it does not).
@@ -453,7 +457,7 @@ class Assistant:
         f, langs = prep.findings, self._reader_langs(prep)
         if f is None or langs is None:
             return ""
-        if self._reader_judges(prep):
+        if self._same_language(langs):
             floor = self.settings.reader_margin
         elif langs in READER_CROSS:
             floor = self.settings.reader_cross_margin
@@ -486,7 +490,7 @@ class Assistant:
                 flags.append(f"answered by Kabar's reader (margin {prep.findings.margin:.1f}); the model was not asked"
                              if prep.findings else "answered by Kabar's reader")
         else:
-            decision = decide_refusal(prep.read_as or prep.query, text, [c.number for c in citations], prep.sources, s,
+            decision = decide_refusal(prep.read_as, text, [c.number for c in citations], prep.sources, s,
                                       answer_confidence(usage.logprobs) if usage.logprobs else None, prep.weights)
         refused = decision.refused
         if findings is not None and not decision.reason and not by_reader:

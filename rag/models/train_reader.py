@@ -79,9 +79,8 @@ def build_examples(e5: E5Numpy, data: Path, rng: random.Random, english: list[di
         corpus = {d["id"]: d["text"] for d in _jsonl(data / name / "corpus.jsonl")}
         tokens: dict[str, tuple] = {}
         skipped = 0
-        questions = _jsonl(data / name / "questions.jsonl")
-        if english is not None:
-            questions = [q for q in english if q.get("set") == name]
+        questions = ([q for q in english if q.get("set") == name] if english is not None
+                     else _jsonl(data / name / "questions.jsonl"))
         for q in questions:
             text = corpus.get(q.get("context_id", ""))
             if text is None:
