@@ -355,10 +355,10 @@ class Assistant:
                     if findings and findings.evidence and one_fact and self.settings.reader_evidence else None)
         # The model answers the standalone form; ``answer_history`` earlier messages go with it.
         keep = self.settings.answer_history
-        # A question naming a time gets an answer naming its source's date (not a yes or no).
-        dated = bool(found.time_window) and not asks_yes_no(query)
+        # A yes/no question is answered yes or no first; one naming a time, with its source's date.
+        yes_no = asks_yes_no(query)
         messages = build_messages(query, sources, lang, list(history or [])[-keep:] if keep else None, numbered,
-                                  dated)
+                                  dated=bool(found.time_window) and not yes_no, yes_no=yes_no)
         weights = term_weights(read_as, found.doc_counts, found.total, found.lang)
         return Prepared(question, query, lang, hits, sources, messages, retrieval_s, budget, weights, findings,
                         one_fact, found.time_window, read_as)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.answer import brief
+from rag.answer import asks_yes_no, brief
 from tests.test_grounding import kabar_replying
 
 
@@ -29,6 +29,17 @@ def test_an_answer_that_is_not_an_echo_is_left_alone():
     # an echo reaching over a sentence or a citation is not an echo
     assert brief("Alibaba reorganised. [1] Hybrid cloud is led by Jin Li [1].", "who leads Alibaba hybrid cloud?") \
         == "Alibaba reorganised. [1] Hybrid cloud is led by Jin Li [1]."
+
+
+def test_a_yes_no_question_is_known_by_its_auxiliary_first_or_after_a_leading_phrase():
+    assert asks_yes_no("Is Jin Li the head of hybrid cloud?")
+    assert asks_yes_no("Between the TechCrunch report published on November 6, 2023, and the report of "
+                       "December 15, 2023, was there inconsistency in the portrayal of Google?")
+    assert asks_yes_no("After the Polygon report of November 9, 2023, did Engadget agree?")
+    assert not asks_yes_no("Who leads hybrid cloud?")
+    assert not asks_yes_no("In December 2023, who was named CEO?")
+    assert not asks_yes_no("Between Alibaba and Tencent, which changed its leaders first?")
+    assert not asks_yes_no("Siapa, menurut artikel, CEO baru RajaPay?")
 
 
 def test_yes_no_questions_keep_their_subject():

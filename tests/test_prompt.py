@@ -122,3 +122,15 @@ def test_a_question_naming_a_time_asks_for_the_sources_date_in_its_language():
     assert "date of the source" not in plain[-1]["content"]
     english = build_messages("Who changed leaders in January 2024?", [], "en", dated=True)[-1]["content"]
     assert "on 5 December 2023 [1]" in english
+
+
+def test_a_yes_no_question_asks_for_yes_or_no_first_and_only_that():
+    plain = build_messages("Who leads hybrid cloud?", [], "en")
+    asked = build_messages("Between the report of 6 November and that of 15 December, was there a change?", [], "en",
+                           yes_no=True)
+    assert asked[0] == plain[0]  # the system prompt stays one prefix
+    assert "start the answer with Yes or No" in asked[-1]["content"]
+    assert "Yes or No" not in plain[-1]["content"]
+    # the yes or no comes first, not the date
+    both = build_messages("Did Telkom report it in December 2023?", [], "en", dated=True, yes_no=True)[-1]["content"]
+    assert "start the answer with Yes or No" in both and "date of the source" not in both

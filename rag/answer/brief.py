@@ -21,7 +21,9 @@ _LINK = re.compile(
     r"|(?:is|are|was|were)\s+located\s+in|comes?\s+from|came\s+from|is|are|was|were)\s",
     re.IGNORECASE,
 )
-_YES_NO = re.compile(r"\s*(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b",
+# A yes/no question starts with its auxiliary, or puts it after a leading phrase ("Between the
+# report of 6 November, 2023, and the report of 15 December, was there ...?").
+_YES_NO = re.compile(r"\s*(?:[^?]*?,\s*)?(?:is|are|was|were|do|does|did|can|could|has|have|had|will|would|should)\b",
                      re.IGNORECASE)
 # Longest echo removed, in words; share of its content words the question must contain.
 MAX_ECHO_WORDS = 12

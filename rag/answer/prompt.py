@@ -113,16 +113,21 @@ def select_sources(hits: Sequence[Hit], budget_tokens: int, per_doc: int = 3) ->
 #: when, shown in the answer's language.
 DATED = " The question is about time: also say the date of the source the answer comes from, like: {example}."
 DATED_EXAMPLE = {"en": "Telkom, on 5 December 2023 [1]", "id": "Telkom, pada 5 Desember 2023 [1]"}
+#: Added to a question asking yes or no: the small model otherwise restates the question as a
+#: sentence, or answers another question, and the yes or no is nowhere to be read.
+YES_NO = " The question asks yes or no: start the answer with Yes or No, then the fact that decides it, cited as [n]."
 
 
 def build_messages(question: str, sources: Sequence[Hit], lang: str,
                    history: Sequence[Message] | None = None,
-                   numbered: Sequence[tuple[int, Hit]] | None = None, dated: bool = False) -> list[Message]:
+                   numbered: Sequence[tuple[int, Hit]] | None = None, dated: bool = False,
+                   yes_no: bool = False) -> list[Message]:
     """System prompt, the given conversation turns, then the sources and the question.
 
     ``numbered``: the sources to show instead, each with its own number (an evidence-first
     prompt shows some sources, cut to their evidence, under the numbers of ``sources``).
-    ``dated``: the question names a time, so the answer is asked to name its source's date."""
+    ``dated``: the question names a time, so the answer is asked to name its source's date.
+    ``yes_no``: the question asks yes or no, so the answer is asked to start with it."""
     language = LANGUAGES.get(lang, "English")
     shown = numbered if numbered is not None else list(enumerate(sources, start=1))
     blocks = "\n\n".join(format_source(i, hit) for i, hit in shown)
@@ -132,9 +137,9 @@ def build_messages(question: str, sources: Sequence[Hit], lang: str,
     for turn in history or []:
         if turn.get("role") in ("user", "assistant") and turn.get("content"):
             messages.append({"role": turn["role"], "content": str(turn["content"])})
-    when = DATED.format(example=DATED_EXAMPLE.get(lang, DATED_EXAMPLE["en"])) if dated else ""
+    guide = YES_NO if yes_no else DATED.format(example=DATED_EXAMPLE.get(lang, DATED_EXAMPLE["en"])) if dated else ""
     messages.append({"role": "user", "content": render("question", sources=blocks or "(no sources)",
-                                                       question=question, language=language, dated=when)})
+                                                       question=question, language=language, guide=guide)})
     return messages
 
 
