@@ -66,7 +66,9 @@ def vocabulary(text: str) -> frozenset[str]:
 QUESTION_WORDS = frozenset(
     "siapakah apakah berapakah kapankah dimana dimanakah manakah bagaimanakah mengapakah kenapakah "
     "sebutkan jelaskan dimaksud maksud arti disebut letak lokasi nama kepanjangan bila bilamana "
-    "name named called mean meant many much kind type".split()
+    "name named called mean meant many much kind type "
+    # a request for the news on a topic ("kabar terbaru soal ...", "news on ...")
+    "kabar berita news soal mengenai seputar".split()
 )
 # The noun that names the kind of thing asked for is the answer's, not the passage's: "negara"
 # in "Negara apakah...", "provinsi" in "Di provinsi manakah...", "country" in "Which country...".

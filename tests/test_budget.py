@@ -11,6 +11,7 @@ from rag.answer import format_source
 from rag.assistant import Assistant
 from rag.search.budget import SPAN_TERMS, article_share, source_budget, spans_articles
 from rag.settings import Settings
+from rag.text import question_terms
 from rag.tokens import count_tokens
 from rag.types import Chunk, Hit
 from tests.conftest import SAMPLE_ARTICLES
@@ -39,6 +40,24 @@ def test_a_single_fact_gets_the_fact_budget(question: str) -> None:
 def test_comparisons_get_the_whole_budget(question: str) -> None:
     assert spans_articles(question)
     assert source_budget(question, [], 2000, 600) == 2000
+
+
+@pytest.mark.parametrize("question", [
+    "Apa kabar terbaru soal pusat data?",
+    "Ada kabar apa soal IPO cloud Alibaba?",
+    "Berita terkini tentang Telkom?",
+    "What's the latest on Tencent Cloud?",
+    "Any news about the Hanmart IPO?",
+])
+def test_a_request_for_the_news_gets_the_whole_budget_and_its_words_are_not_terms(question: str) -> None:
+    assert spans_articles(question)
+    assert source_budget(question, [], 2000, 600) == 2000
+    assert not {"kabar", "berita", "news", "soal", "tentang"} & set(question_terms(question))
+
+
+def test_a_fact_about_the_news_is_still_a_fact() -> None:  # "kantor berita": a news agency
+    assert not spans_articles("Siapa pemimpin redaksi kantor berita Antara?")
+    assert not spans_articles("Who founded the news site?")
 
 
 def hit(doc: str, text: str) -> Hit:

@@ -267,6 +267,35 @@ def test_a_question_naming_a_day_is_read_without_it(settings, e5, reader):
     assert prompts and "also say the date of the source" in prompts[-1]
 
 
+def test_a_request_for_the_news_is_answered_by_the_model_not_declined_as_a_missing_fact(settings, e5, reader):
+    """ "Apa kabar terbaru soal pusat data?" asks what the articles report, not for a span: it
+    gets the whole source budget, so the reader, which finds no span to answer it, does not
+    decline it before the model reads the sources."""
+    from datetime import date
+
+    from ingest import ingest
+    from rag import Assistant
+    from rag.models import OpenAIChat
+    from tests.conftest import SAMPLE_ARTICLES as EXAMPLES
+    from tests.flaky_server import FlakyServer, Step, chunk_event
+
+    question = "Apa kabar terbaru soal pusat data?"
+    reply = [chunk_event("Telkom memisahkan bisnis pusat datanya ke PT Nusantara Data Infra, pada 4 Desember "
+                         "2023 [1]."), chunk_event(finish="stop")]
+    with FlakyServer([Step(events=reply)] * 2) as server:
+        kabar = Assistant(settings.with_(reader=True, reader_margin=0.0, reader_answer=4.0), embedder=e5,
+                          llm=OpenAIChat("m", server.base_url, retries=0), as_of=date(2024, 1, 15))
+        ingest([EXAMPLES / "telkom-data-center-spinoff-id.txt", ALIBABA], kabar)
+        prep = kabar.prepare(question)
+        answer = kabar.ask(question)
+        asked = len(server.requests)
+    assert not prep.one_fact and prep.budget == settings.context_tokens
+    assert asked == 1
+    assert not answer.refused, answer.flags
+    assert "Nusantara Data Infra" in answer.text
+    assert [c.number for c in answer.citations] == [1]
+
+
 def test_an_english_question_the_indonesian_article_does_not_answer_is_declined_by_the_cross_gate(settings, e5):
     """Across languages the reader judges with its own floor (``reader_cross_margin``): an
     English question over the Indonesian article that names no European unit is declined

@@ -8,6 +8,8 @@ spans several articles needs room for each, and gets the whole budget:
 - it names publications in the collection ("according to Fortune ... as The Age reported"):
   each named outlet is an article to find;
 - it compares ("than", "both", "versus", "dibandingkan", "keduanya", ...);
+- it asks for the news on a topic ("Apa kabar terbaru soal pusat data?", "What's the latest
+  on Telkom?"): the answer is what the articles report, not one span of one of them;
 - it is long (more than :data:`SPAN_TERMS` content words) and no single retrieved article
   holds most of what it asks about: of its terms that the candidates hold at all, the best
   article holds less than :data:`ONE_ARTICLE`. A single-fact question written out in full
@@ -38,6 +40,21 @@ _COMPARES = re.compile(
     r"daripada|dibanding(?:kan|kannya)?|perbedaan|berbeda|keduanya)\b"
 )
 
+# A request for the news on a topic, not for one fact.
+_NEWS = re.compile(
+    r"\b(?:kabar|berita|perkembangan|informasi)(?:\s+(?:terbaru|terkini|terakhir|baru|apa))?\s+"
+    r"(?:soal|tentang|mengenai|seputar|terkait|dari)\b"
+    r"|\bapa\s+kabar\b|\bada\s+apa\s+dengan\b"
+    r"|\b(?:news|updates?)\s+(?:on|about|from|regarding|for)\b"
+    r"|\bwhat(?:'s|\s+is|\s+are)\s+(?:the\s+)?(?:latest|news|new)\b|\bany\s+news\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_news(question: str) -> bool:
+    """Whether ``question`` asks what the articles report on a topic rather than for one fact."""
+    return bool(_NEWS.search(question))
+
 
 def article_share(question: str, hits: Sequence[Hit]) -> float:
     """Of the question's terms that the ``hits`` hold at all, the share the best single article holds
@@ -57,7 +74,7 @@ def article_share(question: str, hits: Sequence[Hit]) -> float:
 def spans_articles(question: str, outlets: int = 0, share: float = 1.0, one_article: float = ONE_ARTICLE) -> bool:
     """Whether a question needs several articles (see the module docstring); ``share`` is its
     :func:`article_share` over the retrieved candidates."""
-    if outlets > 0 or _COMPARES.search(question):
+    if outlets > 0 or _COMPARES.search(question) or asks_for_news(question):
         return True
     return len(question_terms(question)) > SPAN_TERMS and share < one_article
 
